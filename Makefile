@@ -1,0 +1,35 @@
+# Each target creates or updates .venv itself, so a fresh clone needs only python3.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned to the CPU wheel available on the build machines; override with
+#   make test TORCH_SPEC="torch==2.5.1"   or   make test TORCH_SPEC=   (no torch)
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?= -n 2
+
+.PHONY: demo test test-notorch bench lint docs clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q $(TORCH_SPEC) -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m skebm.demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_rbm.py
+
+lint: $(VENV)/.installed
+	$(PY) -m pip install -q ruff
+	$(PY) -m ruff check skebm tests benchmarks examples
+	$(PY) -m ruff format --check skebm tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,12 @@
+"""skebm: scikit-learn-compatible energy-based models.
+
+The estimators follow the scikit-learn API (``fit``, ``transform``, ``score_samples``
+...) and add ``energy`` and ``sample``. Each runs on a NumPy or a PyTorch backend;
+importing skebm never imports torch.
+"""
+
+from skebm._rbm import RBM
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["RBM", "__version__"]

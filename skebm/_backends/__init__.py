@@ -1,0 +1,55 @@
+"""The backend seam: numerics per backend, behind identical module and function names.
+
+Each backend is a package (``skebm._backends.numpy``, ``skebm._backends.torch``) with
+the same sub-modules (``core`` for arrays, devices and random generators, then one
+module per model: ``rbm`` ...) exposing the same functions. Estimators call
+:func:`get_backend` and never import a backend package directly; only the torch
+package imports torch, and it is imported the first time it is asked for.
+"""
+
+import importlib
+
+#: name -> importable package; add a backend by adding a mirrored package here.
+BACKENDS = {
+    "numpy": "skebm._backends.numpy",
+    "torch": "skebm._backends.torch",
+}
+
+_INSTALL_HINT = {
+    "torch": (
+        "The 'torch' backend needs PyTorch, which is not installed. Install it with "
+        "`pip install torch` (or `pip install skebm[torch]`), or use backend='numpy'."
+    ),
+}
+
+
+def get_backend(name):
+    """Return the backend package ``name`` (``"numpy"`` or ``"torch"``).
+
+    Raises
+    ------
+    ImportError
+        If the backend's library is not installed; the message says how to install it.
+    ValueError
+        If ``name`` is not a known backend.
+    """
+    try:
+        package = BACKENDS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown backend {name!r}; expected one of {sorted(BACKENDS)}."
+        ) from None
+    try:
+        return importlib.import_module(package)
+    except ImportError as exc:
+        if name in _INSTALL_HINT and exc.name in (name, None):
+            raise ImportError(_INSTALL_HINT[name]) from exc
+        raise
+
+
+def available_backends():
+    """Names of the backends whose library can be imported here (without importing it)."""
+    names = ["numpy"]
+    if importlib.util.find_spec("torch") is not None:
+        names.append("torch")
+    return names

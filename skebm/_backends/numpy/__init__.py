@@ -1,0 +1,5 @@
+"""NumPy backend: every function takes and returns ``numpy.ndarray``."""
+
+from skebm._backends.numpy import core, rbm
+
+__all__ = ["core", "rbm"]

@@ -1,0 +1,54 @@
+"""Arrays, devices and random generators for the NumPy backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+name = "numpy"
+
+
+def resolve_device(device: str) -> str:
+    """NumPy runs on the CPU: accept "auto" and "cpu", reject CUDA devices."""
+    if device in ("auto", "cpu"):
+        return "cpu"
+    raise ValueError(
+        f"device={device!r} needs backend='torch'; the numpy backend runs on the CPU "
+        "only (use device='auto' or 'cpu')."
+    )
+
+
+def make_rng(seed: int, device: str = "cpu") -> np.random.Generator:
+    """A generator for one fit / partial_fit / sampling call, from an integer seed."""
+    return np.random.default_rng(seed)
+
+
+def asarray(x, dtype, device: str = "cpu") -> np.ndarray:
+    """Convert a NumPy array (or a sparse matrix, densified) to a backend array."""
+    if sp.issparse(x):
+        x = x.toarray()
+    return np.asarray(x, dtype=dtype)
+
+
+def to_numpy(a) -> np.ndarray:
+    return np.asarray(a)
+
+
+def copy(a: np.ndarray) -> np.ndarray:
+    return a.copy()
+
+
+def all_finite(*arrays: np.ndarray) -> bool:
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+def zeros_like(a: np.ndarray) -> np.ndarray:
+    return np.zeros_like(a)
+
+
+def full(shape, value, like: np.ndarray) -> np.ndarray:
+    return np.full(shape, value, dtype=like.dtype)
+
+
+def to_float(a) -> float:
+    return float(a)

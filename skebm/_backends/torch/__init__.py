@@ -1,0 +1,5 @@
+"""PyTorch backend: the only place in skebm that imports torch."""
+
+from skebm._backends.torch import core, rbm
+
+__all__ = ["core", "rbm"]

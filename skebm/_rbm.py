@@ -1,0 +1,690 @@
+"""Restricted Boltzmann machine: a drop-in superset of sklearn's BernoulliRBM."""
+
+import hashlib
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import logit
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skebm._backends import BACKENDS
+from skebm.base import (
+    _SEED_MAX,
+    BackendMixin,
+    EnergyMixin,
+    IterativeFitMixin,
+)
+from skebm.utils._docstring import substitute_docstring
+from skebm.utils._validation import clip_unit_interval
+
+#: ``score_samples`` enumerates the smaller layer exactly up to this many units
+#: (2**20 states, about a second for 784 visible units); above it, AIS estimates log Z.
+EXACT_MAX_UNITS = 20
+
+#: sliding-average rate of the centring offsets (Melchior et al. 2016 use 0.01)
+_OFFSET_RATE = 0.01
+
+
+def _ais_betas(n_betas):
+    """Inverse temperatures 0 -> 1, denser near 1 where the distributions change most
+    (the 10% / 40% / 50% split of Salakhutdinov & Murray 2008 over [0, .5, .9, 1])."""
+    n1, n2 = max(n_betas // 10, 1), max(4 * n_betas // 10, 1)
+    n3 = max(n_betas - n1 - n2, 2)
+    return np.concatenate(
+        [
+            np.linspace(0.0, 0.5, n1, endpoint=False),
+            np.linspace(0.5, 0.9, n2, endpoint=False),
+            np.linspace(0.9, 1.0, n3),
+        ]
+    )
+
+
+@substitute_docstring
+class RBM(
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    EnergyMixin,
+    IterativeFitMixin,
+    BackendMixin,
+    BaseEstimator,
+):
+    """Restricted Boltzmann machine with binary hidden units.
+
+    A drop-in superset of :class:`sklearn.neural_network.BernoulliRBM`: the same
+    parameters, defaults, attributes and methods, plus Gaussian visible units, CD-k or
+    persistent CD with any number of chains, momentum, weight decay, centring, a true
+    log-likelihood (:meth:`score_samples`), sampling and a torch backend.
+
+    The model is the joint distribution p(v, h) = exp(-E(v, h)) / Z with
+
+        E(v, h) = E_vis(v) - c.h - h^T W v,
+
+    E_vis(v) = -b.v for Bernoulli visible units and ||v - b||^2 / 2 for Gaussian
+    visible units of unit variance. ``W`` is ``components_``, ``b``
+    ``intercept_visible_`` and ``c`` ``intercept_hidden_``.
+
+    Read more in the :ref:`User Guide <rbm>`.
+
+    Parameters
+    ----------
+    n_components : int, default=256
+        Number of binary hidden units.
+
+    learning_rate : float, default=0.1
+        Step size of the parameter updates. Gaussian visible units usually need a
+        smaller one (about 0.001 to 0.01) on standardised data.
+
+    batch_size : int, default=10
+        Number of examples per minibatch.
+
+    n_iter : int, default=10
+        Number of passes (epochs) over the training data in :meth:`fit`.
+
+    {verbose}
+
+    {random_state}
+
+    visible : {"bernoulli", "gaussian"}, default="bernoulli"
+        Type of the visible units. "bernoulli" reads inputs as probabilities of
+        being on: values outside [0, 1] are clipped to it (with a warning in fit).
+        "gaussian" models real values with unit variance: standardise the data first.
+
+    k : int, default=1
+        Gibbs sweeps per update (CD-k / PCD-k).
+
+    persistent : bool, default=True
+        True: persistent contrastive divergence (PCD, as BernoulliRBM), the negative
+        phase continues ``n_chains`` Markov chains across updates. False: CD-k, the
+        chains start at the data of each batch.
+
+    n_chains : int, default=None
+        Number of persistent chains; None uses ``batch_size``. The negative phase
+        is averaged over the chains (BernoulliRBM divides it by the batch size).
+
+    momentum : float, default=0.0
+        Momentum of the parameter updates, in [0, 1).
+
+    weight_decay : float, default=0.0
+        L2 penalty on the weights (added to the negative gradient as
+        ``weight_decay * W``).
+
+    centered : bool, default=False
+        Centre the energy on offsets (the data mean of the visible units and a
+        sliding mean of the hidden units), which conditions the gradient better
+        (Melchior, Fischer and Wiskott, 2016). The model family is unchanged: the
+        fitted attributes are the usual, uncentred parameters.
+
+    ais_n_chains : int, default=100
+        Number of annealed importance sampling runs used to estimate log Z when
+        the model is too large to enumerate.
+
+    ais_n_betas : int, default=1000
+        Number of inverse temperatures of AIS between the bias-only model (0) and
+        the model (1).
+
+    {backend}
+
+    {device}
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Weight matrix ``W``.
+
+    intercept_hidden_ : ndarray of shape (n_components,)
+        Biases of the hidden units.
+
+    intercept_visible_ : ndarray of shape (n_features,)
+        Biases of the visible units (the means for Gaussian units).
+
+    h_samples_ : ndarray of shape (n_chains, n_components)
+        Hidden states of the persistent chains.
+
+    n_iter_ : int
+        Number of epochs run (summed over ``partial_fit`` calls).
+
+    learning_rate_ : float
+        Learning rate in use: ``learning_rate``, halved after each divergence that
+        training recovered from.
+
+    random_state_ : RandomState
+        Random number generator from which every fit, sampling and Gibbs call draws
+        its seed.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.neural_network.BernoulliRBM : The RBM this estimator extends.
+    sklearn.decomposition.PCA : A linear, deterministic feature extractor.
+
+    Notes
+    -----
+    **Training.** Each minibatch update follows the log-likelihood gradient
+    estimated by CD-k or PCD-k. The positive phase uses P(h | v) of the batch, the
+    negative phase the last visible sample of the chains and P(h | v) there, each
+    averaged over its own rows. Batches are shuffled every epoch with the seeded
+    generator. Divergence (non-finite parameters) rolls the epoch back, halves the
+    learning rate and warns; after three rollbacks fit raises an error that says
+    what to change.
+
+    **Log-likelihood.** :meth:`score_samples` returns log p(v) = -F(v) - log Z.
+    log Z is exact, by summing over every state of the smaller binary layer, when
+    that layer has at most 20 units (the hidden layer for Gaussian visible units);
+    otherwise it is estimated by annealed importance sampling from the bias-only
+    model through ``ais_n_betas`` temperatures with ``ais_n_chains`` chains, seeded
+    from ``random_state`` at fit time. Either way log Z is computed once per fitted
+    state and cached. For Bernoulli units and values strictly inside (0, 1),
+    -F(v) - log Z is the mean-field extension, not a probability.
+
+    **Initialisation.** ``W`` is drawn from N(0, 0.01^2) as in BernoulliRBM; the
+    visible biases start at logit of the data means (Bernoulli) or at the means
+    (Gaussian) (Hinton, 2012); the hidden biases start at 0 and the persistent
+    chains at h = 0.
+
+    References
+    ----------
+    G. Hinton, "A Practical Guide to Training Restricted Boltzmann Machines",
+    in Neural Networks: Tricks of the Trade, 2012.
+
+    T. Tieleman, "Training Restricted Boltzmann Machines using Approximations to
+    the Likelihood Gradient", ICML 2008.
+
+    J. Melchior, A. Fischer and L. Wiskott, "How to Center Deep Boltzmann
+    Machines", JMLR 17, 2016.
+
+    R. Salakhutdinov and I. Murray, "On the Quantitative Analysis of Deep Belief
+    Networks", ICML 2008.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skebm import RBM
+    >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+    >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+    >>> rbm.transform(X).shape
+    (4, 2)
+    >>> bool(rbm.score(X) < 0)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "n_iter": [Interval(Integral, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+        "visible": [StrOptions({"bernoulli", "gaussian"})],
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "persistent": ["boolean"],
+        "n_chains": [Interval(Integral, 1, None, closed="left"), None],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "centered": ["boolean"],
+        "ais_n_chains": [Interval(Integral, 1, None, closed="left")],
+        "ais_n_betas": [Interval(Integral, 2, None, closed="left")],
+        "backend": [StrOptions(set(BACKENDS))],
+        "device": [str],
+    }
+
+    _state_names = {
+        "W": "components_",
+        "b": "intercept_visible_",
+        "c": "intercept_hidden_",
+        "chains": "h_samples_",
+        "vW": "_velocity_W",
+        "vb": "_velocity_b",
+        "vc": "_velocity_c",
+        "mu": "_offset_visible",
+        "lam": "_offset_hidden",
+    }
+    _param_names = {"W": "components_", "b": "intercept_visible_", "c": "intercept_hidden_"}
+
+    def __init__(
+        self,
+        n_components=256,
+        *,
+        learning_rate=0.1,
+        batch_size=10,
+        n_iter=10,
+        verbose=0,
+        random_state=None,
+        visible="bernoulli",
+        k=1,
+        persistent=True,
+        n_chains=None,
+        momentum=0.0,
+        weight_decay=0.0,
+        centered=False,
+        ais_n_chains=100,
+        ais_n_betas=1000,
+        backend="numpy",
+        device="auto",
+    ):
+        self.n_components = n_components
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.verbose = verbose
+        self.random_state = random_state
+        self.visible = visible
+        self.k = k
+        self.persistent = persistent
+        self.n_chains = n_chains
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.centered = centered
+        self.ais_n_chains = ais_n_chains
+        self.ais_n_betas = ais_n_betas
+        self.backend = backend
+        self.device = device
+
+    # -- fitting ---------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the model to X by ``n_iter`` epochs of CD-k / PCD-k.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : RBM
+            The fitted model.
+        """
+        return self._fit(X, reset=True)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Run one pass over X, in order, in minibatches of ``batch_size``.
+
+        The first call initialises the model as :meth:`fit` does.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : RBM
+            The updated model.
+        """
+        return self._fit(X, reset=False)
+
+    def _validate_fit_input(self, X, reset):
+        dtype = (np.float64, np.float32) if reset else self._dtype
+        X = validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
+        if self.visible == "bernoulli":
+            X = clip_unit_interval(X, warn=True)
+        return X
+
+    @property
+    def _dtype(self):
+        return self.components_.dtype
+
+    def _initialize(self, X):
+        n_features, dtype, rs = X.shape[1], X.dtype, self.random_state_
+        n_chains = self.n_chains or self.batch_size
+        mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+        self.components_ = rs.normal(0, 0.01, (self.n_components, n_features))
+        if self.visible == "bernoulli":
+            self.intercept_visible_ = logit(np.clip(mean, 1e-3, 1 - 1e-3))
+        else:
+            self.intercept_visible_ = mean.copy()
+        self.intercept_hidden_ = np.zeros(self.n_components)
+        self.h_samples_ = np.zeros((n_chains, self.n_components))
+        self._velocity_W = np.zeros_like(self.components_)
+        self._velocity_b = np.zeros(n_features)
+        self._velocity_c = np.zeros(self.n_components)
+        self._offset_visible = mean if self.centered else np.zeros(n_features)
+        self._offset_hidden = np.full(self.n_components, 0.5 if self.centered else 0.0)
+        for attr in self._state_names.values():
+            setattr(self, attr, getattr(self, attr).astype(dtype, copy=False))
+        self.learning_rate_ = float(self.learning_rate)
+        self._ais_seed = rs.randint(_SEED_MAX)
+        self._log_z_cache = {}
+
+    def _n_epochs(self):
+        return self.n_iter
+
+    def _train_batch(self, backend, state, batch, rng, learning_rate):
+        backend.rbm.train_step(
+            state,
+            batch,
+            visible=self.visible,
+            k=self.k,
+            persistent=self.persistent,
+            lr=learning_rate,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            offset_rate=_OFFSET_RATE if self.centered else 0.0,
+            rng=rng,
+        )
+
+    def _diverged(self, backend, state):
+        return not backend.core.all_finite(state["W"], state["b"], state["c"])
+
+    def _monitor(self, backend, state, X):
+        v = backend.core.asarray(X[:1000], self._dtype, state["W"].device)
+        h = backend.rbm.mean_hiddens(v, state["W"], state["c"])
+        v_rec = backend.rbm.mean_visibles(h, state["W"], state["b"], self.visible)
+        return "reconstruction error", backend.core.to_float(((v - v_rec) ** 2).mean())
+
+    # -- inference -------------------------------------------------------------------
+
+    def _check_X(self, X):
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse="csr", dtype=(np.float64, np.float32), reset=False
+        )
+        return clip_unit_interval(X) if self.visible == "bernoulli" else X
+
+    def _params(self):
+        backend, device = self._get_backend()
+        params = self._load_state(backend, device, self._param_names, self._dtype)
+        return backend, device, params
+
+    def _map(self, X, fn):
+        """Apply fn(backend, params, block) to X block by block; NumPy out."""
+        backend, device, p = self._params()
+        return self._map_rows(
+            backend, device, X, lambda block: fn(backend.rbm, p, block), self._dtype
+        )
+
+    def transform(self, X):
+        """Hidden activation probabilities P(h = 1 | v).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        h : ndarray of shape (n_samples, n_components)
+            P(h_j = 1 | v) for each row.
+        """
+        X = self._check_X(X)
+        return self._map(X, lambda ops, p, v: ops.mean_hiddens(v, p["W"], p["c"]))
+
+    def inverse_transform(self, X):
+        """Visible means E[v | h] of hidden states or probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Hidden states (or P(h = 1 | v), as :meth:`transform` returns).
+
+        Returns
+        -------
+        v : ndarray of shape (n_samples, n_features)
+            E[v | h] for each row.
+        """
+        check_is_fitted(self)
+        H = check_array(X, dtype=(np.float64, np.float32))
+        if H.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {H.shape[1]} features, but inverse_transform expects "
+                f"{self.n_components} (n_components)."
+            )
+        return self._map(
+            H, lambda ops, p, h: ops.mean_visibles(h, p["W"], p["b"], self.visible)
+        )
+
+    def free_energy(self, X):
+        """Free energy F(v) = -log sum_h exp(-E(v, h)).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        free_energy : ndarray of shape (n_samples,)
+            F(v); log p(v) = -F(v) - log Z.
+        """
+        X = self._check_X(X)
+        return self._map(
+            X, lambda ops, p, v: ops.free_energy(v, p["W"], p["b"], p["c"], self.visible)
+        )
+
+    def energy(self, X):
+        """Energy of visible vectors: the free energy, with the hidden units summed out.
+
+        Lower is more probable; equals ``-score_samples(X) - log_partition()``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        energy : ndarray of shape (n_samples,)
+            F(v) for each row.
+        """
+        return self.free_energy(X)
+
+    def log_partition(self, method="auto"):
+        """Log partition function log Z of the fitted model.
+
+        Parameters
+        ----------
+        method : {"auto", "exact", "ais"}, default="auto"
+            "exact" sums over every state of the smaller binary layer (the hidden
+            layer for Gaussian visible units); "ais" uses annealed importance
+            sampling with ``ais_n_chains`` chains and ``ais_n_betas`` temperatures,
+            seeded from ``random_state``; "auto" is exact up to 20 units
+            (``skebm._rbm.EXACT_MAX_UNITS``), AIS above.
+
+        Returns
+        -------
+        log_z : float
+            log Z, cached for the current parameters and settings.
+        """
+        check_is_fitted(self)
+        if method not in ("auto", "exact", "ais"):
+            raise ValueError(f"method must be 'auto', 'exact' or 'ais', got {method!r}.")
+        if method == "auto":
+            n_enum = self.n_components
+            if self.visible == "bernoulli":
+                n_enum = min(n_enum, self.n_features_in_)
+            method = "exact" if n_enum <= EXACT_MAX_UNITS else "ais"
+        backend, device, p = self._params()
+        digest = hashlib.blake2b(digest_size=16)
+        for name in self._param_names.values():
+            digest.update(np.ascontiguousarray(getattr(self, name)).tobytes())
+        key = (method, self.backend, self.ais_n_chains, self.ais_n_betas, digest.digest())
+        cache = self._log_z_cache
+        if key not in cache:
+            with np.errstate(over="ignore"):
+                cache.clear()
+                cache[key] = self._compute_log_partition(backend, device, p, method)
+        return cache[key]
+
+    def _compute_log_partition(self, backend, device, p, method):
+        args = (p["W"], p["b"], p["c"], self.visible)
+        if method == "exact":
+            return backend.rbm.log_partition_exact(*args)
+        rng = backend.core.make_rng(self._ais_seed, device)
+        betas = _ais_betas(self.ais_n_betas)
+        return backend.rbm.ais_log_partition(*args, betas, self.ais_n_chains, rng)[0]
+
+    def score_samples(self, X):
+        """Log-likelihood log p(v) = -F(v) - log Z of each row.
+
+        log Z is exact for small models and estimated by AIS otherwise (see
+        :meth:`log_partition`); it is deterministic given ``random_state``. For
+        BernoulliRBM's pseudo-likelihood, see :meth:`pseudo_likelihood`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+            log p(v) in nats (a log-density for Gaussian visible units).
+        """
+        X = self._check_X(X)
+        log_z = self.log_partition()
+        return -self.free_energy(X) - log_z
+
+    def pseudo_likelihood(self, X):
+        """BernoulliRBM's ``score_samples``: a stochastic pseudo-log-likelihood.
+
+        One randomly chosen unit of each row is flipped and the score is
+        ``n_features * log sigmoid(F(v_flipped) - F(v))``. The flipped units are
+        drawn from ``random_state``, so an int seed gives the same score each call.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Binary data.
+
+        Returns
+        -------
+        pseudo_likelihood : ndarray of shape (n_samples,)
+            Pseudo-log-likelihood of each row.
+        """
+        if self.visible != "bernoulli":
+            raise ValueError(
+                "pseudo_likelihood is defined for visible='bernoulli' only; use "
+                "score_samples for the log-likelihood."
+            )
+        X = self._check_X(X)
+        rng = check_random_state(self.random_state)
+        cols = rng.randint(0, X.shape[1], X.shape[0])
+        backend, device, p = self._params()
+        args = (p["W"], p["b"], p["c"], self.visible)
+        return self._map_rows(
+            backend,
+            device,
+            X,
+            lambda v, flip: backend.rbm.pseudo_likelihood(v, flip, *args),
+            self._dtype,
+            cols,
+        )
+
+    # -- sampling --------------------------------------------------------------------
+
+    def _backend_rng(self, random_state=None):
+        backend, device, p = self._params()
+        rs = check_random_state(self.random_state_ if random_state is None else random_state)
+        return backend, device, p, backend.core.make_rng(rs.randint(_SEED_MAX), device)
+
+    def gibbs(self, v):
+        """Perform one Gibbs sampling step, v -> h -> v', as BernoulliRBM.gibbs.
+
+        Parameters
+        ----------
+        v : ndarray of shape (n_samples, n_features)
+            Values of the visible layer to start from.
+
+        Returns
+        -------
+        v_new : ndarray of shape (n_samples, n_features)
+            Values of the visible layer after one Gibbs step.
+        """
+        v = self._check_X(v)
+        backend, device, p, rng = self._backend_rng()
+        vb = backend.core.asarray(v, self._dtype, device)
+        out = backend.rbm.gibbs_step(vb, p["W"], p["b"], p["c"], self.visible, rng)
+        return backend.core.to_numpy(out)
+
+    @validate_params(
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "n_steps": [Interval(Integral, 0, None, closed="left")],
+            "init": [StrOptions({"random", "persistent"}), "array-like"],
+            "return_mean": ["boolean"],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def sample(
+        self, n_samples=1, *, n_steps=1000, init="random", return_mean=False,
+        random_state=None,
+    ):
+        """Draw visible vectors from the model by block Gibbs sampling.
+
+        Each of ``n_samples`` independent chains starts from ``init`` and runs
+        ``n_steps`` sweeps v -> h -> v (the burn-in); the last state is returned.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples (independent chains).
+        n_steps : int, default=1000
+            Gibbs sweeps per chain before its state is returned.
+        init : {"random", "persistent"} or array-like of shape (n_samples, n_features), \
+default="random"
+            Where the chains start: "random" draws exactly from the bias-only model
+            (the weights set to zero); "persistent" starts from the training chains
+            (``h_samples_``, reused cyclically); an array gives the visible states.
+        return_mean : bool, default=False
+            Return E[v | h] of the last sweep instead of the sample v itself
+            (noise-free pictures; probabilities for Bernoulli units).
+        random_state : int, RandomState instance or None, default=None
+            Seed of the chains; None draws one from the fitted ``random_state_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Samples (or their conditional means), in the dtype of the model.
+        """
+        check_is_fitted(self)
+        backend, device, p, rng = self._backend_rng(random_state)
+        W, b, c = p["W"], p["b"], p["c"]
+        if isinstance(init, str) and init == "random":
+            v = backend.rbm.base_sample(b, n_samples, self.visible, rng)
+        elif isinstance(init, str):
+            idx = np.arange(n_samples) % self.h_samples_.shape[0]
+            h = backend.core.asarray(self.h_samples_[idx], self._dtype, device)
+            v = backend.rbm.sample_visibles(h, W, b, self.visible, rng)
+        else:
+            v0 = self._check_X(init)
+            if v0.shape[0] != n_samples:
+                raise ValueError(
+                    f"init has {v0.shape[0]} rows but n_samples={n_samples}."
+                )
+            v = backend.core.asarray(v0, self._dtype, device)
+        v, v_mean = backend.rbm.gibbs_chain(v, W, b, c, self.visible, n_steps, rng)
+        return backend.core.to_numpy(v_mean if return_mean else v)
+
+    # -- scikit-learn plumbing -------------------------------------------------------
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+

@@ -1,0 +1,193 @@
+"""The energy-model contract and the one training loop shared by iterative estimators.
+
+* :class:`EnergyMixin` - every skebm estimator answers ``energy``, ``score_samples``
+  and ``sample``; ``score`` is the mean of ``score_samples`` so that unsupervised
+  model selection (``GridSearchCV`` without labels) works.
+* :class:`BackendMixin` - resolves the ``backend`` / ``device`` parameters and moves
+  fitted state between NumPy attributes and backend arrays.
+* :class:`IterativeFitMixin` - ``fit`` = reset + epochs of the same per-batch step that
+  ``partial_fit`` runs once (the template method of STYLE rule 4), with divergence
+  detection, rollback, KeyboardInterrupt handling and one verbose line per epoch.
+"""
+
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from skebm._backends import get_backend
+
+_SEED_MAX = np.iinfo(np.int32).max
+
+
+class EnergyMixin:
+    """Mixin for energy-based models: ``score`` is the mean ``score_samples``.
+
+    Subclasses implement ``energy(X)`` (lower is more probable),
+    ``score_samples(X)`` (log-density, up to a constant where stated) and
+    ``sample(n_samples)``.
+    """
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples` over the rows of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Mean log-likelihood (higher is better), usable by ``GridSearchCV``
+            without labels.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+
+class BackendMixin:
+    """Backend and device resolution, and the NumPy <-> backend state transfer."""
+
+    def _get_backend(self):
+        backend = get_backend(self.backend)
+        return backend, backend.core.resolve_device(self.device)
+
+    def _load_state(self, backend, device, names, dtype):
+        """Backend arrays from the NumPy attributes ``names`` (zero-copy on the CPU)."""
+        return {
+            key: backend.core.asarray(getattr(self, attr), dtype, device)
+            for key, attr in names.items()
+        }
+
+    def _store_state(self, backend, state, names):
+        for key, attr in names.items():
+            setattr(self, attr, backend.core.to_numpy(state[key]))
+
+    @staticmethod
+    def _map_rows(backend, device, X, fn, dtype, *row_args, batch_rows=4096):
+        """Apply ``fn(block, *row_arg_blocks)`` to X in row blocks; NumPy out.
+
+        Bounds the memory of inference to ``batch_rows`` rows of intermediate
+        results and densifies sparse input block by block. ``row_args`` are NumPy
+        arrays with one entry per row of X, sliced alongside it.
+        """
+        out = [
+            backend.core.to_numpy(
+                fn(
+                    backend.core.asarray(X[start : start + batch_rows], dtype, device),
+                    *(a[start : start + batch_rows] for a in row_args),
+                )
+            )
+            for start in range(0, X.shape[0], batch_rows)
+        ]
+        return np.concatenate(out, axis=0)
+
+
+class IterativeFitMixin:
+    """The shared ``fit`` / ``partial_fit`` template.
+
+    Subclasses provide:
+
+    * ``_validate_fit_input(X, reset)`` -> validated X,
+    * ``_initialize(X)`` -> set fresh parameters (the reset),
+    * ``_state_names`` -> {backend key: attribute name} of the trained state,
+    * ``_n_epochs()`` -> epochs that ``fit`` runs,
+    * ``_dtype`` -> the floating dtype of the trained state,
+    * ``_train_batch(backend, state, batch, rng, learning_rate)`` -> one update,
+    * ``_diverged(backend, state)`` -> bool,
+    * ``_monitor(backend, state, X)`` -> (name, value) for the verbose line.
+    """
+
+    #: rollbacks allowed in one fit before it gives up with an error
+    _max_rollbacks = 3
+
+    def _fit(self, X, *, reset):
+        first = reset or not hasattr(self, "n_iter_")
+        X = self._validate_fit_input(X, reset=first)
+        if first:
+            self.random_state_ = check_random_state(self.random_state)
+            self._initialize(X)
+            self.n_iter_ = 0
+        n_epochs = self._n_epochs() if reset else 1
+        self._run_epochs(X, n_epochs=n_epochs, shuffle=reset)
+        return self
+
+    def _batches(self, X, backend, device, dtype, order):
+        """Backend batches of ``batch_size`` rows of X, in the given row order."""
+        n, size = X.shape[0], self.batch_size
+        if sp.issparse(X):
+            for start in range(0, n, size):
+                yield backend.core.asarray(X[order[start : start + size]], dtype, device)
+            return
+        Xb = backend.core.asarray(X[order] if order is not None else X, dtype, device)
+        for start in range(0, n, size):
+            yield Xb[start : start + size]
+
+    def _run_epochs(self, X, *, n_epochs, shuffle):
+        backend, device = self._get_backend()
+        dtype = self._dtype
+        seed = self.random_state_.randint(_SEED_MAX)
+        order_rng = np.random.default_rng(seed)
+        rng = backend.core.make_rng(seed, device)
+        state = self._load_state(backend, device, self._state_names, dtype)
+        rollbacks = 0
+        epoch = 0
+        try:
+            while epoch < n_epochs:
+                tic = time.perf_counter()
+                snapshot = {k: backend.core.copy(v) for k, v in state.items()}
+                order = (
+                    order_rng.permutation(X.shape[0])
+                    if shuffle
+                    else np.arange(X.shape[0])
+                )
+                with np.errstate(over="ignore", invalid="ignore"):
+                    for batch in self._batches(X, backend, device, dtype, order):
+                        self._train_batch(backend, state, batch, rng, self.learning_rate_)
+                if self._diverged(backend, state):
+                    rollbacks += 1
+                    state = snapshot
+                    self._on_divergence(rollbacks)
+                    continue
+                epoch += 1
+                self.n_iter_ += 1
+                if self.verbose:
+                    name, value = self._monitor(backend, state, X)
+                    print(
+                        f"[{type(self).__name__}] epoch {self.n_iter_}, "
+                        f"{name} = {value:.4f}, time = {time.perf_counter() - tic:.2f}s"
+                    )
+        except KeyboardInterrupt:
+            warnings.warn(
+                f"Training interrupted by the user after {self.n_iter_} epochs; the "
+                "model keeps the parameters of the last completed batch.",
+                UserWarning,
+                stacklevel=3,
+            )
+            if self._diverged(backend, state):
+                state = snapshot
+        self._store_state(backend, state, self._state_names)
+
+    def _on_divergence(self, rollbacks):
+        """Halve the learning rate and warn, or raise after ``_max_rollbacks``."""
+        if rollbacks > self._max_rollbacks:
+            raise FloatingPointError(
+                f"{type(self).__name__} diverged {rollbacks} times (non-finite or "
+                "exploding parameters) even after lowering the learning rate to "
+                f"{self.learning_rate_:.3g}. Lower `learning_rate`, scale the data "
+                "(StandardScaler for visible='gaussian', MinMaxScaler for "
+                "'bernoulli'), or add `weight_decay`."
+            )
+        self.learning_rate_ *= 0.5
+        warnings.warn(
+            f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1}; rolled back "
+            f"to the start of the epoch and halved the learning rate to "
+            f"{self.learning_rate_:.3g}.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )

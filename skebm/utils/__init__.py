@@ -1,0 +1,1 @@
+"""Utilities shared by the estimators: docstring fragments and validation helpers."""

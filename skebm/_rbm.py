@@ -29,6 +29,9 @@ from skebm.utils._validation import clip_unit_interval
 #: (2**20 states, about a second for 784 visible units); above it, AIS estimates log Z.
 EXACT_MAX_UNITS = 20
 
+#: parameters beyond this size mean training has diverged (NaN compares False too)
+_MAX_WEIGHT = 1e6
+
 #: sliding-average rate of the centring offsets (Melchior et al. 2016 use 0.01)
 _OFFSET_RATE = 0.01
 
@@ -177,7 +180,8 @@ class RBM(
     estimated by CD-k or PCD-k. The positive phase uses P(h | v) of the batch, the
     negative phase the last visible sample of the chains and P(h | v) there, each
     averaged over its own rows. Batches are shuffled every epoch with the seeded
-    generator. Divergence (non-finite parameters) rolls the epoch back, halves the
+    generator. Divergence (non-finite parameters, or weights beyond 1e6 in absolute
+    value) rolls the epoch back, halves the
     learning rate and warns; after three rollbacks fit raises an error that says
     what to change.
 
@@ -384,7 +388,11 @@ class RBM(
         )
 
     def _diverged(self, backend, state):
-        return not backend.core.all_finite(state["W"], state["b"], state["c"])
+        """Non-finite or exploded parameters (|W| > 1e6 saturates every unit)."""
+        limits = {"W": _MAX_WEIGHT, "b": _MAX_WEIGHT * 1e3, "c": _MAX_WEIGHT * 1e3}
+        return not all(
+            backend.core.max_abs(state[name]) <= limit for name, limit in limits.items()
+        )
 
     def _monitor(self, backend, state, X):
         v = backend.core.asarray(X[:1000], self._dtype, state["W"].device)

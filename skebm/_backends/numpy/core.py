@@ -38,8 +38,9 @@ def copy(a: np.ndarray) -> np.ndarray:
     return a.copy()
 
 
-def all_finite(*arrays: np.ndarray) -> bool:
-    return all(np.isfinite(a).all() for a in arrays)
+def max_abs(a: np.ndarray) -> float:
+    """Largest absolute entry; NaN if any entry is NaN."""
+    return float(np.abs(a).max()) if a.size else 0.0
 
 
 def zeros_like(a: np.ndarray) -> np.ndarray:

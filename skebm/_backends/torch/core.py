@@ -63,8 +63,9 @@ def copy(a: torch.Tensor) -> torch.Tensor:
     return a.clone()
 
 
-def all_finite(*arrays: torch.Tensor) -> bool:
-    return all(bool(torch.isfinite(a).all()) for a in arrays)
+def max_abs(a: torch.Tensor) -> float:
+    """Largest absolute entry; NaN if any entry is NaN."""
+    return float(a.abs().max()) if a.numel() else 0.0
 
 
 def zeros_like(a: torch.Tensor) -> torch.Tensor:

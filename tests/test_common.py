@@ -1,0 +1,56 @@
+"""scikit-learn's estimator checks over every estimator x every installed backend.
+
+The constructor arguments below only make the checks fast (few units, few epochs);
+they do not switch any behaviour off. Expected failures would go in EXPECTED_FAILED
+with the reason; there are none.
+"""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skebm import RBM
+from tests.conftest import BACKENDS
+
+#: estimator class -> list of fast constructor-argument dicts (one per variant)
+FAST_ARGS = {
+    RBM: [
+        dict(n_components=4, n_iter=3, random_state=0),
+        dict(n_components=4, n_iter=3, random_state=0, visible="gaussian",
+             learning_rate=0.01, centered=True, momentum=0.5, persistent=False, k=2),
+    ],
+}
+
+#: estimator class -> {check name: reason}; empty on purpose
+EXPECTED_FAILED = {}
+
+
+def _instances():
+    for cls, variants in FAST_ARGS.items():
+        for args in variants:
+            for backend in BACKENDS:
+                yield cls(**args, backend=backend)
+
+
+@parametrize_with_checks(
+    list(_instances()),
+    expected_failed_checks=lambda est: EXPECTED_FAILED.get(type(est), {}),
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_every_public_estimator_is_checked():
+    import skebm
+
+    exported = {getattr(skebm, name) for name in skebm.__all__ if name[0].isupper()}
+    missing = {cls.__name__ for cls in exported} - {c.__name__ for c in FAST_ARGS}
+    assert not missing, f"add {missing} to FAST_ARGS in tests/test_common.py"
+
+
+@pytest.mark.parametrize("cls", list(FAST_ARGS))
+def test_backend_parameter_rejects_unknown(cls):
+    from sklearn.utils._param_validation import InvalidParameterError
+    import numpy as np
+
+    with pytest.raises(InvalidParameterError, match="backend"):
+        cls(backend="jax").fit(np.zeros((4, 3)))

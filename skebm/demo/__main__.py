@@ -1,0 +1,3 @@
+from skebm.demo import main
+
+main()

@@ -422,7 +422,7 @@ class RBM(
         )
 
     def transform(self, X):
-        """Hidden activation probabilities P(h = 1 | v).
+        """Compute the hidden activation probabilities P(h = 1 | v).
 
         Parameters
         ----------
@@ -438,7 +438,7 @@ class RBM(
         return self._map(X, lambda ops, p, v: ops.mean_hiddens(v, p["W"], p["c"]))
 
     def inverse_transform(self, X):
-        """Visible means E[v | h] of hidden states or probabilities.
+        """Compute the visible means E[v | h] of hidden states or probabilities.
 
         Parameters
         ----------
@@ -462,7 +462,7 @@ class RBM(
         )
 
     def free_energy(self, X):
-        """Free energy F(v) = -log sum_h exp(-E(v, h)).
+        """Compute the free energy F(v) = -log sum_h exp(-E(v, h)).
 
         Parameters
         ----------
@@ -480,7 +480,7 @@ class RBM(
         )
 
     def energy(self, X):
-        """Energy of visible vectors: the free energy, with the hidden units summed out.
+        """Compute the energy of visible vectors: the free energy F(v).
 
         Lower is more probable; equals ``-score_samples(X) - log_partition()``.
 
@@ -497,7 +497,7 @@ class RBM(
         return self.free_energy(X)
 
     def log_partition(self, method="auto"):
-        """Log partition function log Z of the fitted model.
+        """Compute the log partition function log Z of the fitted model.
 
         Parameters
         ----------
@@ -511,7 +511,7 @@ class RBM(
         Returns
         -------
         log_z : float
-            log Z, cached for the current parameters and settings.
+            The log partition function, cached for the current parameters and settings.
         """
         check_is_fitted(self)
         if method not in ("auto", "exact", "ais"):
@@ -542,7 +542,7 @@ class RBM(
         return backend.rbm.ais_log_partition(*args, betas, self.ais_n_chains, rng)[0]
 
     def score_samples(self, X):
-        """Log-likelihood log p(v) = -F(v) - log Z of each row.
+        """Compute the log-likelihood log p(v) = -F(v) - log Z of each row.
 
         log Z is exact for small models and estimated by AIS otherwise (see
         :meth:`log_partition`); it is deterministic given ``random_state``. For
@@ -556,14 +556,14 @@ class RBM(
         Returns
         -------
         log_likelihood : ndarray of shape (n_samples,)
-            log p(v) in nats (a log-density for Gaussian visible units).
+            The log-likelihood in nats (a log-density for Gaussian visible units).
         """
         X = self._check_X(X)
         log_z = self.log_partition()
         return -self.free_energy(X) - log_z
 
     def pseudo_likelihood(self, X):
-        """BernoulliRBM's ``score_samples``: a stochastic pseudo-log-likelihood.
+        """Compute BernoulliRBM's ``score_samples``: a pseudo-log-likelihood.
 
         One randomly chosen unit of each row is flipped and the score is
         ``n_features * log sigmoid(F(v_flipped) - F(v))``. The flipped units are

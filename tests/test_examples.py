@@ -1,0 +1,28 @@
+"""Every example runs (so none goes stale), with a non-interactive backend."""
+
+import pathlib
+import runpy
+
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+EXAMPLES = sorted((pathlib.Path(__file__).parents[1] / "examples").rglob("plot_*.py"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(path, monkeypatch):
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda *a, **k: None)
+    runpy.run_path(str(path), run_name="__main__")
+    plt.close("all")
+
+
+def test_demo_sections_are_importable():
+    import importlib
+
+    from skebm.demo import SECTIONS
+
+    for name in SECTIONS:
+        assert callable(importlib.import_module(f"skebm.demo.{name}").run)

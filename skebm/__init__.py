@@ -5,8 +5,9 @@ The estimators follow the scikit-learn API (``fit``, ``transform``, ``score_samp
 importing skebm never imports torch.
 """
 
+from skebm._hopfield import HopfieldMemory
 from skebm._rbm import RBM
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["RBM", "__version__"]
+__all__ = ["HopfieldMemory", "RBM", "__version__"]

@@ -256,7 +256,11 @@ class RBM(
         "mu": "_offset_visible",
         "lam": "_offset_hidden",
     }
-    _param_names = {"W": "components_", "b": "intercept_visible_", "c": "intercept_hidden_"}
+    _param_names = {
+        "W": "components_",
+        "b": "intercept_visible_",
+        "c": "intercept_hidden_",
+    }
 
     def __init__(
         self,
@@ -476,7 +480,8 @@ class RBM(
         """
         X = self._check_X(X)
         return self._map(
-            X, lambda ops, p, v: ops.free_energy(v, p["W"], p["b"], p["c"], self.visible)
+            X,
+            lambda ops, p, v: ops.free_energy(v, p["W"], p["b"], p["c"], self.visible),
         )
 
     def energy(self, X):
@@ -515,7 +520,9 @@ class RBM(
         """
         check_is_fitted(self)
         if method not in ("auto", "exact", "ais"):
-            raise ValueError(f"method must be 'auto', 'exact' or 'ais', got {method!r}.")
+            raise ValueError(
+                f"method must be 'auto', 'exact' or 'ais', got {method!r}."
+            )
         if method == "auto":
             n_enum = self.n_components
             if self.visible == "bernoulli":
@@ -525,7 +532,13 @@ class RBM(
         digest = hashlib.blake2b(digest_size=16)
         for name in self._param_names.values():
             digest.update(np.ascontiguousarray(getattr(self, name)).tobytes())
-        key = (method, self.backend, self.ais_n_chains, self.ais_n_betas, digest.digest())
+        key = (
+            method,
+            self.backend,
+            self.ais_n_chains,
+            self.ais_n_betas,
+            digest.digest(),
+        )
         cache = self._log_z_cache
         if key not in cache:
             with np.errstate(over="ignore"):
@@ -602,7 +615,9 @@ class RBM(
 
     def _backend_rng(self, random_state=None):
         backend, device, p = self._params()
-        rs = check_random_state(self.random_state_ if random_state is None else random_state)
+        rs = check_random_state(
+            self.random_state_ if random_state is None else random_state
+        )
         return backend, device, p, backend.core.make_rng(rs.randint(_SEED_MAX), device)
 
     def gibbs(self, v):
@@ -635,7 +650,12 @@ class RBM(
         prefer_skip_nested_validation=True,
     )
     def sample(
-        self, n_samples=1, *, n_steps=1000, init="random", return_mean=False,
+        self,
+        n_samples=1,
+        *,
+        n_steps=1000,
+        init="random",
+        return_mean=False,
         random_state=None,
     ):
         """Draw visible vectors from the model by block Gibbs sampling.
@@ -695,4 +715,3 @@ default="random"
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-

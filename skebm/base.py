@@ -122,7 +122,9 @@ class IterativeFitMixin:
         n, size = X.shape[0], self.batch_size
         if sp.issparse(X):
             for start in range(0, n, size):
-                yield backend.core.asarray(X[order[start : start + size]], dtype, device)
+                yield backend.core.asarray(
+                    X[order[start : start + size]], dtype, device
+                )
             return
         Xb = backend.core.asarray(X[order] if order is not None else X, dtype, device)
         for start in range(0, n, size):
@@ -148,7 +150,9 @@ class IterativeFitMixin:
                 )
                 with np.errstate(over="ignore", invalid="ignore"):
                     for batch in self._batches(X, backend, device, dtype, order):
-                        self._train_batch(backend, state, batch, rng, self.learning_rate_)
+                        self._train_batch(
+                            backend, state, batch, rng, self.learning_rate_
+                        )
                 if self._diverged(backend, state):
                     rollbacks += 1
                     state = snapshot

@@ -21,7 +21,9 @@ def pair():
     W, bv, c = rng.normal(0, 1, (6, 9)), rng.normal(0, 1, 9), rng.normal(0, 1, 6)
     for m in models.values():
         m.components_, m.intercept_visible_, m.intercept_hidden_ = (
-            W.copy(), bv.copy(), c.copy()
+            W.copy(),
+            bv.copy(),
+            c.copy(),
         )
     return models, X
 
@@ -34,7 +36,8 @@ def test_rbm_methods_agree(pair, method):
     np.testing.assert_allclose(
         getattr(models["numpy"], method)(X),
         getattr(models["torch"], method)(X),
-        rtol=1e-5, atol=1e-5,
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
@@ -42,7 +45,8 @@ def test_rbm_inverse_transform_and_log_partition_agree(pair):
     models, X = pair
     H = models["numpy"].transform(X)
     np.testing.assert_allclose(
-        models["numpy"].inverse_transform(H), models["torch"].inverse_transform(H),
+        models["numpy"].inverse_transform(H),
+        models["torch"].inverse_transform(H),
         atol=1e-5,
     )
     assert models["numpy"].log_partition("exact") == pytest.approx(
@@ -70,11 +74,14 @@ def test_rbm_kernels_agree(name):
     out = {}
     for backend in ("numpy", "torch"):
         ops = get_backend(backend)
-        conv = [ops.core.asarray(a, np.float64) if isinstance(a, np.ndarray) else a
-                for a in args]
+        conv = [
+            ops.core.asarray(a, np.float64) if isinstance(a, np.ndarray) else a
+            for a in args
+        ]
         res = getattr(ops.rbm, name)(*conv)
         res = res if isinstance(res, tuple) else (res,)
-        out[backend] = [np.asarray(ops.core.to_numpy(r) if hasattr(r, "shape") else r)
-                        for r in res]
-    for a, t in zip(out["numpy"], out["torch"]):
+        out[backend] = [
+            np.asarray(ops.core.to_numpy(r) if hasattr(r, "shape") else r) for r in res
+        ]
+    for a, t in zip(out["numpy"], out["torch"], strict=True):
         np.testing.assert_allclose(a, t, rtol=1e-5, atol=1e-5)

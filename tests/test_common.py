@@ -8,15 +8,32 @@ with the reason; there are none.
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skebm import RBM
+from skebm import RBM, HopfieldMemory
 from tests.conftest import BACKENDS
 
 #: estimator class -> list of fast constructor-argument dicts (one per variant)
 FAST_ARGS = {
     RBM: [
         dict(n_components=4, n_iter=3, random_state=0),
-        dict(n_components=4, n_iter=3, random_state=0, visible="gaussian",
-             learning_rate=0.01, centered=True, momentum=0.5, persistent=False, k=2),
+        dict(
+            n_components=4,
+            n_iter=3,
+            random_state=0,
+            visible="gaussian",
+            learning_rate=0.01,
+            centered=True,
+            momentum=0.5,
+            persistent=False,
+            k=2,
+        ),
+    ],
+    HopfieldMemory: [
+        dict(rule="hebbian", max_iter=20, random_state=0),
+        dict(rule="hebbian", update="sync", max_iter=20, random_state=0),
+        dict(rule="storkey", max_iter=20, random_state=0),
+        dict(rule="pseudoinverse", max_iter=20, random_state=0),
+        dict(rule="dense", max_iter=20, random_state=0),
+        dict(rule="modern", max_iter=20, random_state=0),
     ],
 }
 
@@ -49,8 +66,8 @@ def test_every_public_estimator_is_checked():
 
 @pytest.mark.parametrize("cls", list(FAST_ARGS))
 def test_backend_parameter_rejects_unknown(cls):
-    from sklearn.utils._param_validation import InvalidParameterError
     import numpy as np
+    from sklearn.utils._param_validation import InvalidParameterError
 
     with pytest.raises(InvalidParameterError, match="backend"):
         cls(backend="jax").fit(np.zeros((4, 3)))

@@ -23,8 +23,13 @@ def _public_objects():
         for meth, member in inspect.getmembers(obj):
             if meth.startswith("_") or not callable(member):
                 continue
-            if meth in {"get_params", "set_params", "fit_transform", "set_output",
-                        "get_metadata_routing"} or meth.startswith("set_"):
+            if meth in {
+                "get_params",
+                "set_params",
+                "fit_transform",
+                "set_output",
+                "get_metadata_routing",
+            } or meth.startswith("set_"):
                 continue  # inherited from scikit-learn, documented there
             yield f"skebm.{name}.{meth}"
 

@@ -54,7 +54,12 @@ def test_fitted_attributes(digits, backend):
     assert rbm.intercept_visible_.shape == (64,)
     assert rbm.h_samples_.shape == (13, 7)
     assert rbm.n_iter_ == 2 and rbm.n_features_in_ == 64
-    for attr in ("components_", "intercept_hidden_", "intercept_visible_", "h_samples_"):
+    for attr in (
+        "components_",
+        "intercept_hidden_",
+        "intercept_visible_",
+        "h_samples_",
+    ):
         assert type(getattr(rbm, attr)) is np.ndarray
     assert list(rbm.get_feature_names_out()[:2]) == ["rbm0", "rbm1"]
 
@@ -156,8 +161,12 @@ def test_gaussian_visible_units(backend):
     rng = np.random.default_rng(0)
     X = rng.normal(0, 1, (400, 5)) + np.array([3, -2, 0, 1, 0.5])
     rbm = RBM(
-        n_components=4, visible="gaussian", learning_rate=0.01, n_iter=10,
-        backend=backend, random_state=0,
+        n_components=4,
+        visible="gaussian",
+        learning_rate=0.01,
+        n_iter=10,
+        backend=backend,
+        random_state=0,
     ).fit(X)
     S = rbm.sample(2000, n_steps=50, random_state=0)
     np.testing.assert_allclose(S.mean(0), X.mean(0), atol=0.25)
@@ -179,8 +188,16 @@ def test_pipeline_features_beat_chance(digits, backend):
     X, y = digits
     pipe = Pipeline(
         [
-            ("rbm", RBM(n_components=64, n_iter=5, learning_rate=0.05,
-                        backend=backend, random_state=0)),
+            (
+                "rbm",
+                RBM(
+                    n_components=64,
+                    n_iter=5,
+                    learning_rate=0.05,
+                    backend=backend,
+                    random_state=0,
+                ),
+            ),
             ("clf", LogisticRegression(C=100, max_iter=1000)),
         ]
     ).fit(X[:1000], y[:1000])
@@ -197,12 +214,21 @@ def test_set_output_pandas(digits):
 @pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
 def test_pickle_round_trip(digits, backend, visible):
     X = digits[0][:80]
-    rbm = RBM(n_components=5, n_iter=2, visible=visible, learning_rate=0.01,
-              backend=backend, random_state=0).fit(X)
+    rbm = RBM(
+        n_components=5,
+        n_iter=2,
+        visible=visible,
+        learning_rate=0.01,
+        backend=backend,
+        random_state=0,
+    ).fit(X)
     blob = pickle.dumps(rbm)
     # NumPy state only: nothing in the pickle needs torch to load
-    modules = {arg.split()[0] for op, arg, _ in pickletools.genops(blob)
-               if op.name in ("GLOBAL", "STACK_GLOBAL") and arg}
+    modules = {
+        arg.split()[0]
+        for op, arg, _ in pickletools.genops(blob)
+        if op.name in ("GLOBAL", "STACK_GLOBAL") and arg
+    }
     strings = [arg for op, arg, _ in pickletools.genops(blob) if isinstance(arg, str)]
     assert not any(m.startswith("torch") for m in modules)
     assert not any(s.startswith("torch.") or s == "torch._utils" for s in strings)
@@ -279,8 +305,14 @@ def test_values_outside_unit_interval_are_read_as_probabilities(digits):
 def test_extreme_inputs_give_finite_results_without_warnings(backend, visible):
     rng = np.random.default_rng(0)
     X = rng.random((40, 6))
-    rbm = RBM(n_components=5, n_iter=2, visible=visible, learning_rate=0.01,
-              backend=backend, random_state=0).fit(X)
+    rbm = RBM(
+        n_components=5,
+        n_iter=2,
+        visible=visible,
+        learning_rate=0.01,
+        backend=backend,
+        random_state=0,
+    ).fit(X)
     rbm.components_ = rbm.components_ * 1e3  # extreme weights too
     extreme = np.array([[1e5, -1e5, 1e5, 0, 1e-12, -1e-12]] * 3)
     with warnings.catch_warnings():
@@ -319,8 +351,9 @@ def test_divergence_recovers_with_warning(monkeypatch):
 def test_hopeless_divergence_raises_with_advice():
     """Unscaled data with a huge rate for Gaussian units cannot be rescued."""
     X = np.random.default_rng(0).normal(0, 1e4, (100, 8))
-    rbm = RBM(n_components=8, visible="gaussian", learning_rate=1e6, n_iter=2,
-              random_state=0)
+    rbm = RBM(
+        n_components=8, visible="gaussian", learning_rate=1e6, n_iter=2, random_state=0
+    )
     with pytest.warns(ConvergenceWarning):
         with pytest.raises(FloatingPointError, match="learning_rate"):
             rbm.fit(X)

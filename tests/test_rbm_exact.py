@@ -41,7 +41,9 @@ def brute_log_p_gaussian(X, W, b, c, half_width=12.0, step=0.03):
     grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
 
     def neg_energy(Vs):  # (n, n_h_states)
-        return (-0.5 * ((Vs - b) ** 2).sum(1))[:, None] + (H @ c)[None, :] + Vs @ W.T @ H.T
+        return (
+            (-0.5 * ((Vs - b) ** 2).sum(1))[:, None] + (H @ c)[None, :] + Vs @ W.T @ H.T
+        )
 
     log_z = logsumexp(neg_energy(grid)) + 2 * np.log(step)
     return logsumexp(neg_energy(X), axis=1) - log_z
@@ -63,7 +65,9 @@ def rbm_with(params, backend, visible="bernoulli", **kwargs):
     rbm = RBM(n_components=n_h, n_iter=0, visible=visible, backend=backend, **kwargs)
     rbm.fit(X0)
     rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_ = (
-        W.copy(), b.copy(), c.copy()
+        W.copy(),
+        b.copy(),
+        c.copy(),
     )
     return rbm
 
@@ -192,14 +196,27 @@ def test_pcd_step_follows_exact_gradient(backend, centered):
     v = ops.rbm.negative_phase(h0, as_b(W), as_b(b), as_b(c), "bernoulli", 200, brng)
     chains = ops.rbm.sample_bernoulli(ops.rbm.mean_hiddens(v, as_b(W), as_b(c)), brng)
     params = {
-        "W": as_b(W), "b": as_b(b), "c": as_b(c), "chains": chains,
-        "vW": as_b(np.zeros_like(W)), "vb": as_b(np.zeros(n_v)),
-        "vc": as_b(np.zeros(n_h)), "mu": as_b(mu), "lam": as_b(lam),
+        "W": as_b(W),
+        "b": as_b(b),
+        "c": as_b(c),
+        "chains": chains,
+        "vW": as_b(np.zeros_like(W)),
+        "vb": as_b(np.zeros(n_v)),
+        "vc": as_b(np.zeros(n_h)),
+        "mu": as_b(mu),
+        "lam": as_b(lam),
     }
     lr = 1e-3
     ops.rbm.train_step(
-        params, as_b(X), visible="bernoulli", k=5, persistent=True, lr=lr,
-        momentum=0.0, weight_decay=0.0, offset_rate=1e-12 if centered else 0.0,
+        params,
+        as_b(X),
+        visible="bernoulli",
+        k=5,
+        persistent=True,
+        lr=lr,
+        momentum=0.0,
+        weight_decay=0.0,
+        offset_rate=1e-12 if centered else 0.0,
         rng=brng,
     )
     step_W = (ops.core.to_numpy(params["W"]) - W) / lr

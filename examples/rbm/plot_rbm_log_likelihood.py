@@ -26,8 +26,9 @@ X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
 # Held-out log-likelihood per epoch for two training recipes.
 recipes = {
     "BernoulliRBM's settings": dict(),
-    "centred, 100 chains, momentum": dict(centered=True, n_chains=100, momentum=0.5,
-                                          learning_rate=0.05),
+    "centred, 100 chains, momentum": dict(
+        centered=True, n_chains=100, momentum=0.5, learning_rate=0.05
+    ),
 }
 curves = {}
 for name, kwargs in recipes.items():
@@ -46,7 +47,7 @@ ax.legend()
 # test digits against uniform noise: lower energy means more probable.
 samples = rbm.sample(20, n_steps=1000, return_mean=True, random_state=0)
 fig, axes = plt.subplots(2, 10, figsize=(8, 2))
-for img, ax in zip(samples, axes.ravel()):
+for img, ax in zip(samples, axes.ravel(), strict=False):
     ax.imshow(img.reshape(8, 8), cmap="gray_r")
     ax.set_axis_off()
 

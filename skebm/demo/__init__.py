@@ -12,14 +12,14 @@ import pathlib
 import time
 
 #: the demo sections, in the order they run
-SECTIONS = ("rbm",)
+SECTIONS = ("rbm", "hopfield")
 
 
 def print_table(rows):
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     header = ("model", "metric", "value")
-    widths = [max(w, len(h)) for w, h in zip(widths, header)]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     print(line.format(*header))
     print(line.format(*("-" * w for w in widths)))
     for row in rows:
@@ -38,7 +38,9 @@ def main(argv=None):
     for name in SECTIONS:
         tic = time.perf_counter()
         section = importlib.import_module(f"skebm.demo.{name}")
-        rows += section.run(out_dir, random_state=args.random_state, backend=args.backend)
+        rows += section.run(
+            out_dir, random_state=args.random_state, backend=args.backend
+        )
         print(f"[demo] {name} section done in {time.perf_counter() - tic:.1f}s")
     print()
     print_table(rows)

@@ -23,16 +23,21 @@ def run(out_dir, random_state=0, backend="numpy"):
     # 1. features for a classifier, the RBM's settings chosen by grid search
     pipe = Pipeline(
         [
-            ("rbm", RBM(n_components=100, n_iter=10, random_state=random_state,
-                        backend=backend)),
+            (
+                "rbm",
+                RBM(
+                    n_components=100,
+                    n_iter=10,
+                    random_state=random_state,
+                    backend=backend,
+                ),
+            ),
             # lbfgs stops at max_iter before full convergence at this C; the
             # accuracy is within 0.01 of the converged one at a tenth of the time
             ("logistic", LogisticRegression(C=1000, max_iter=300)),
         ]
     )
-    search = GridSearchCV(
-        pipe, {"rbm__learning_rate": [0.02, 0.06]}, cv=2, n_jobs=1
-    )
+    search = GridSearchCV(pipe, {"rbm__learning_rate": [0.02, 0.06]}, cv=2, n_jobs=1)
     tic = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -40,19 +45,35 @@ def run(out_dir, random_state=0, backend="numpy"):
         fit_time = time.perf_counter() - tic
         raw = LogisticRegression(C=100, max_iter=300).fit(X_train, y_train)
     rows += [
-        ("RBM(100) + LogisticRegression", "test accuracy",
-         f"{search.score(X_test, y_test):.3f}"),
-        ("raw pixels + LogisticRegression", "test accuracy",
-         f"{raw.score(X_test, y_test):.3f}"),
-        ("RBM(100) + LogisticRegression", "grid search fit time",
-         f"{fit_time:.1f}s (4 fits + refit)"),
+        (
+            "RBM(100) + LogisticRegression",
+            "test accuracy",
+            f"{search.score(X_test, y_test):.3f}",
+        ),
+        (
+            "raw pixels + LogisticRegression",
+            "test accuracy",
+            f"{raw.score(X_test, y_test):.3f}",
+        ),
+        (
+            "RBM(100) + LogisticRegression",
+            "grid search fit time",
+            f"{fit_time:.1f}s (4 fits + refit)",
+        ),
     ]
 
     # 2. a density model: 16 hidden units, exact log-likelihood, selected by score
     B_train, B_test = (X_train > 0.5).astype(float), (X_test > 0.5).astype(float)
     density = GridSearchCV(
-        RBM(n_components=16, n_iter=20, centered=True, momentum=0.5, n_chains=100,
-            random_state=random_state, backend=backend),
+        RBM(
+            n_components=16,
+            n_iter=20,
+            centered=True,
+            momentum=0.5,
+            n_chains=100,
+            random_state=random_state,
+            backend=backend,
+        ),
         {"learning_rate": [0.02, 0.05]},
         cv=2,
     )
@@ -60,12 +81,21 @@ def run(out_dir, random_state=0, backend="numpy"):
     density.fit(B_train)
     rbm16 = density.best_estimator_
     rows += [
-        ("RBM(16), binarised digits", "test log-likelihood (exact)",
-         f"{rbm16.score(B_test):.2f} nats"),
-        ("RBM(16), binarised digits", "chosen learning_rate",
-         f"{density.best_params_['learning_rate']}"),
-        ("RBM(16), binarised digits", "grid search fit time",
-         f"{time.perf_counter() - tic:.1f}s"),
+        (
+            "RBM(16), binarised digits",
+            "test log-likelihood (exact)",
+            f"{rbm16.score(B_test):.2f} nats",
+        ),
+        (
+            "RBM(16), binarised digits",
+            "chosen learning_rate",
+            f"{density.best_params_['learning_rate']}",
+        ),
+        (
+            "RBM(16), binarised digits",
+            "grid search fit time",
+            f"{time.perf_counter() - tic:.1f}s",
+        ),
     ]
 
     path = out_dir / "rbm_filters_and_samples.png"
@@ -88,11 +118,19 @@ def _figure(rbm_features, rbm_density, path, random_state):
         col = i % 15
         if col < 10:
             img = rbm_features.components_[(i // 15) * 10 + col]
-            ax.imshow(img.reshape(8, 8), cmap="RdBu_r",
-                      vmin=-np.abs(img).max(), vmax=np.abs(img).max())
+            ax.imshow(
+                img.reshape(8, 8),
+                cmap="RdBu_r",
+                vmin=-np.abs(img).max(),
+                vmax=np.abs(img).max(),
+            )
         else:
-            ax.imshow(samples[(i // 15) * 5 + col - 10].reshape(8, 8),
-                      cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow(
+                samples[(i // 15) * 5 + col - 10].reshape(8, 8),
+                cmap="gray_r",
+                vmin=0,
+                vmax=1,
+            )
         ax.set_axis_off()
     fig.text(0.33, 0.97, "filters: components_ of RBM(100)", ha="center")
     fig.text(0.83, 0.97, "samples: RBM(16).sample(n_steps=1000)", ha="center")

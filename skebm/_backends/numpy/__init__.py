@@ -1,5 +1,5 @@
 """NumPy backend: every function takes and returns ``numpy.ndarray``."""
 
-from skebm._backends.numpy import core, rbm
+from skebm._backends.numpy import core, hopfield, rbm
 
-__all__ = ["core", "rbm"]
+__all__ = ["core", "hopfield", "rbm"]

@@ -110,7 +110,9 @@ def mean_hiddens(v: np.ndarray, W: np.ndarray, c: np.ndarray) -> np.ndarray:
     return sigmoid(x)
 
 
-def mean_visibles(h: np.ndarray, W: np.ndarray, b: np.ndarray, visible: str) -> np.ndarray:
+def mean_visibles(
+    h: np.ndarray, W: np.ndarray, b: np.ndarray, visible: str
+) -> np.ndarray:
     """E[v | h]."""
     return VISIBLE_UNITS[visible].mean(h @ W + b)
 
@@ -200,7 +202,7 @@ def ais_log_partition(W, b, c, visible: str, betas: np.ndarray, n_chains: int, r
     v = base_sample(b, n_chains, visible, rng)
     log_z0 = units.log_normalizer(b[None, :].copy(), b)[0] + softplus(c).sum()
     log_w = np.zeros(n_chains, dtype=np.float64)
-    for beta_prev, beta in zip(betas[:-1], betas[1:]):
+    for beta_prev, beta in zip(betas[:-1], betas[1:], strict=True):
         x = v @ W.T
         log_w += softplus(beta * x + c).sum(axis=1) - softplus(beta_prev * x + c).sum(
             axis=1
@@ -236,15 +238,16 @@ def gradients(v, h, n_pos: int, mu=None, lam=None):
     return dW, w @ v, w @ h
 
 
-def apply_update(params: dict, grads, lr: float, momentum: float, weight_decay: float,
-                 centered: bool) -> None:
+def apply_update(
+    params: dict, grads, lr: float, momentum: float, weight_decay: float, centered: bool
+) -> None:
     """Momentum step on the (centred) parameters, written back to the plain ones.
 
     With offsets mu, lam the plain biases are b = b_c - W^T lam and c = c_c - W mu, so
     a step (dW, db_c, dc_c) moves them by db_c - dW^T lam and dc_c - dW mu.
     """
     W = params["W"]
-    for name, g in zip(("vW", "vb", "vc"), grads):
+    for name, g in zip(("vW", "vb", "vc"), grads, strict=True):
         if name == "vW" and weight_decay:
             g -= weight_decay * W
         g *= lr
@@ -277,8 +280,19 @@ def negative_phase(h, W, b, c, visible: str, k: int, rng):
     return v
 
 
-def train_step(params: dict, v_pos, *, visible, k, persistent, lr, momentum,
-               weight_decay, offset_rate, rng) -> None:
+def train_step(
+    params: dict,
+    v_pos,
+    *,
+    visible,
+    k,
+    persistent,
+    lr,
+    momentum,
+    weight_decay,
+    offset_rate,
+    rng,
+) -> None:
     """One CD-k / PCD-k update on the batch ``v_pos``, in place on ``params``.
 
     ``params`` holds W, b, c, the velocities vW, vb, vc, the offsets mu, lam and the

@@ -141,12 +141,12 @@ def ais_log_partition(W, b, c, visible: str, betas, n_chains: int, rng):
     v = base_sample(b, n_chains, visible, rng)
     log_z0 = units.log_normalizer(b[None, :], b)[0] + softplus(c).sum()
     log_w = torch.zeros(n_chains, dtype=torch.float64, device=W.device)
-    for beta_prev, beta in zip(betas[:-1], betas[1:]):
+    for beta_prev, beta in zip(betas[:-1], betas[1:], strict=True):
         beta_prev, beta = float(beta_prev), float(beta)
         x = v @ W.T
-        log_w += (softplus(beta * x + c).sum(dim=1) - softplus(beta_prev * x + c).sum(
-            dim=1
-        )).double()
+        log_w += (
+            softplus(beta * x + c).sum(dim=1) - softplus(beta_prev * x + c).sum(dim=1)
+        ).double()
         h = sample_bernoulli(torch.sigmoid(beta * x + c), rng)
         v = units.sample(units.mean(beta * (h @ W) + b), rng)
     log_z = float(log_z0) + float(torch.logsumexp(log_w, dim=0)) - math.log(n_chains)
@@ -165,10 +165,11 @@ def gradients(v, h, n_pos: int, mu=None, lam=None):
     return dW, w @ v, w @ h
 
 
-def apply_update(params: dict, grads, lr: float, momentum: float, weight_decay: float,
-                 centered: bool) -> None:
+def apply_update(
+    params: dict, grads, lr: float, momentum: float, weight_decay: float, centered: bool
+) -> None:
     W = params["W"]
-    for name, g in zip(("vW", "vb", "vc"), grads):
+    for name, g in zip(("vW", "vb", "vc"), grads, strict=True):
         if name == "vW" and weight_decay:
             g -= weight_decay * W
         g *= lr
@@ -196,8 +197,19 @@ def negative_phase(h, W, b, c, visible: str, k: int, rng):
     return v
 
 
-def train_step(params: dict, v_pos, *, visible, k, persistent, lr, momentum,
-               weight_decay, offset_rate, rng) -> None:
+def train_step(
+    params: dict,
+    v_pos,
+    *,
+    visible,
+    k,
+    persistent,
+    lr,
+    momentum,
+    weight_decay,
+    offset_rate,
+    rng,
+) -> None:
     W, b, c = params["W"], params["b"], params["c"]
     n_pos = v_pos.shape[0]
     if persistent:

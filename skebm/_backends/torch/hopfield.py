@@ -1,0 +1,455 @@
+"""Hopfield network numerics, torch backend.
+
+Mirrors ``skebm/_backends/numpy/hopfield.py`` function for function; the equations
+and the notation are documented there. The unit orders of asynchronous recall come
+from the NumPy generator the estimator passes in, so both backends visit the units in
+the same order and recall identically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from skebm._backends.torch.core import torch_dtype
+
+CONVERGED, CYCLE, MAX_ITER = 0, 1, 2
+
+# -- encoding ----------------------------------------------------------------------------
+
+
+def to_spins(
+    X: torch.Tensor, threshold: float, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    mask = X > threshold
+    s = mask.to(X.dtype) if out is None else out.copy_(mask)
+    return s.mul_(2.0).sub_(1.0)
+
+
+def from_spins(s: torch.Tensor, low: float) -> torch.Tensor:
+    out = (s > 0).to(s.dtype)
+    return out.mul_(1.0 - low).add_(low) if low else out
+
+
+def random_spins(
+    n_samples: int, n_units: int, dtype: np.dtype, rng: torch.Generator
+) -> torch.Tensor:
+    u = torch.rand(
+        (n_samples, n_units), generator=rng, dtype=torch_dtype(dtype), device=rng.device
+    )
+    return to_spins(u, 0.5)
+
+
+# -- storage -----------------------------------------------------------------------------
+
+
+def hebbian_update(W: torch.Tensor, Xi: torch.Tensor) -> torch.Tensor:
+    W = W + (Xi.T @ Xi) / W.shape[0]
+    return W.fill_diagonal_(0.0)
+
+
+def storkey_update(W: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+    n = W.shape[0]
+    h = W @ xi
+    W = (1.0 + 2.0 / n) * W + (torch.outer(xi, xi - h) - torch.outer(h, xi)) / n
+    return W.fill_diagonal_(0.0)
+
+
+def storkey_block_size(n_units: int) -> int:
+    return max(1, min(64, int(math.log(1e4) / math.log1p(2.0 / n_units))))
+
+
+def storkey_store(W: torch.Tensor, Xi: torch.Tensor) -> torch.Tensor:
+    n = W.shape[0]
+    c = 1.0 + 2.0 / n
+    W = W.clone()
+    size = storkey_block_size(n)
+    kw = {"dtype": W.dtype, "device": W.device}
+    for start in range(0, Xi.shape[0], size):
+        X = Xi[start : start + size]
+        b = X.shape[0]
+        F0 = X @ W
+        gram = X @ X.T
+        H, R = torch.empty_like(X), torch.empty_like(X)
+        for j in range(b):
+            h = c**j * F0[j]
+            if j:
+                w = c ** torch.arange(j - 1, -1, -1, **kw)
+                a = gram[:j, j]
+                h = h + ((w * (a - H[:j] @ X[j])) @ X[:j] - (w * a) @ H[:j]) / n
+                h = h - (w @ R[:j]) * X[j]
+            H[j] = h
+            R[j] = (1.0 - 2.0 * X[j] * h) / n
+        d = c ** torch.arange(b - 1, -1, -1, **kw)
+        XD = X.T * d
+        K = XD @ H
+        W *= c**b
+        W += (XD @ X - K - K.T) / n
+        W.fill_diagonal_(0.0)
+    return W
+
+
+def projection_update(
+    W: torch.Tensor, d: torch.Tensor, Xi: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    P = W + torch.diag(d)
+    R = Xi - Xi @ P
+    _, sv, Vt = torch.linalg.svd(R, full_matrices=False)
+    tol = math.sqrt(torch.finfo(W.dtype).eps) * math.sqrt(W.shape[0])
+    V = Vt[sv > tol]
+    P += V.T @ V
+    d = torch.diagonal(P).clone()
+    return P.fill_diagonal_(0.0), d
+
+
+# -- energies and gaps -------------------------------------------------------------------
+
+
+def tie_tolerance(scale: torch.Tensor, n_terms: int) -> torch.Tensor:
+    return 8.0 * math.sqrt(n_terms) * torch.finfo(scale.dtype).eps * scale
+
+
+def sign_update(
+    gap: torch.Tensor, s: torch.Tensor, tol: torch.Tensor | float
+) -> torch.Tensor:
+    out = torch.where(gap > tol, 1.0, s)
+    return torch.where(gap < -tol, -1.0, out).to(s.dtype)
+
+
+def heat_bath(gap: torch.Tensor, temperature: float, u: torch.Tensor) -> torch.Tensor:
+    return torch.where(u < torch.sigmoid(gap / temperature), 1.0, -1.0).to(gap.dtype)
+
+
+def pairwise_energy(s: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    return -0.5 * ((s @ W) * s).sum(dim=1)
+
+
+def pairwise_gap(s: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    return (s @ W).mul_(2.0)
+
+
+def pairwise_tolerance(W: torch.Tensor) -> torch.Tensor:
+    return tie_tolerance(2.0 * W.abs().sum(dim=0), W.shape[0])
+
+
+def dense_interaction(a: torch.Tensor, degree: int, n_units: int) -> torch.Tensor:
+    return n_units * (a / n_units) ** degree
+
+
+def dense_energy(s: torch.Tensor, Xi: torch.Tensor, degree: int) -> torch.Tensor:
+    return -dense_interaction(s @ Xi.T, degree, s.shape[1]).sum(dim=1)
+
+
+def dense_gap(
+    s: torch.Tensor, Xi: torch.Tensor, degree: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    n, deg = s.shape[1], degree
+    m = s @ Xi.T
+    f_lo, f_mid = dense_interaction(m - 2, deg, n), dense_interaction(m, deg, n)
+    f_hi = dense_interaction(m + 2, deg, n)
+    A = 0.5 * (f_hi - f_lo)
+    B = f_mid - 0.5 * (f_lo + f_hi)
+    gap = A @ Xi + s * B.sum(dim=1, keepdim=True)
+    scale = A.abs().sum(dim=1, keepdim=True) + B.abs().sum(dim=1, keepdim=True)
+    return gap, tie_tolerance(scale, Xi.shape[0])
+
+
+def modern_softmax(x: torch.Tensor, Xi: torch.Tensor, beta: float) -> torch.Tensor:
+    return torch.softmax(beta * (x @ Xi.T), dim=1)
+
+
+def modern_energy(x: torch.Tensor, Xi: torch.Tensor, beta: float) -> torch.Tensor:
+    lse = torch.logsumexp(beta * (x @ Xi.T), dim=1) / beta
+    const = math.log(Xi.shape[0]) / beta + 0.5 * float((Xi * Xi).sum(dim=1).max())
+    return -lse + 0.5 * (x * x).sum(dim=1) + const
+
+
+# -- recall ------------------------------------------------------------------------------
+
+
+def _int_arrays(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    n_iter = torch.zeros(n, dtype=torch.int64, device=device)
+    return n_iter, torch.full((n,), MAX_ITER, dtype=torch.int64, device=device)
+
+
+def sync_loop(
+    s: torch.Tensor, gap: Callable, energy: Callable, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    n = s.shape[0]
+    n_iter, status = _int_arrays(n, s.device)
+    active, cur, prev = torch.arange(n, device=s.device), s, None
+    for _ in range(max_iter):
+        g, tol = gap(cur)
+        new = sign_update(g, cur, tol)
+        n_iter[active] += 1
+        fixed = (new == cur).all(dim=1)
+        if prev is not None:
+            cycle = ~fixed & (new == prev).all(dim=1)
+        else:
+            cycle = torch.zeros_like(fixed)
+        if bool(cycle.any()):
+            lower = energy(new[cycle]) < energy(cur[cycle])
+            new[cycle] = torch.where(lower[:, None], new[cycle], cur[cycle])
+        stop = fixed | cycle
+        status[active[fixed]] = CONVERGED
+        status[active[cycle]] = CYCLE
+        s[active[stop]] = new[stop]
+        keep = ~stop
+        active, prev, cur = active[keep], cur[keep], new[keep]
+        if not active.numel():
+            break
+    s[active] = cur
+    return s, n_iter, status
+
+
+def async_loop(
+    s: torch.Tensor, sweep: Callable, max_iter: int, order_rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    n, n_units = s.shape
+    n_iter, status = _int_arrays(n, s.device)
+    active = torch.arange(n, device=s.device)
+    for _ in range(max_iter):
+        order = torch.as_tensor(order_rng.permutation(n_units), device=s.device)
+        sub = s[active]
+        changed = sweep(sub, order)
+        s[active] = sub
+        n_iter[active] += 1
+        status[active[~changed]] = CONVERGED
+        active = active[changed]
+        if not active.numel():
+            break
+    return s, n_iter, status
+
+
+def _uniforms(
+    S: torch.Tensor, temperature: float, rng: torch.Generator
+) -> torch.Tensor | None:
+    if temperature <= 0:
+        return None
+    return torch.rand(S.shape, generator=rng, dtype=S.dtype, device=S.device)
+
+
+def pairwise_sweep(
+    s: torch.Tensor,
+    W: torch.Tensor,
+    order: torch.Tensor,
+    tol: torch.Tensor | float,
+    temperature: float = 0.0,
+    rng: torch.Generator | None = None,
+    block_size: int = 64,
+) -> torch.Tensor:
+    S = s.T.contiguous()
+    changed = torch.zeros(s.shape[0], dtype=torch.bool, device=s.device)
+    U = _uniforms(S, temperature, rng)
+    order = torch.as_tensor(order, device=s.device)
+    for start in range(0, order.numel(), block_size):
+        block = order[start : start + block_size]
+        G = (W[block] @ S).mul_(2.0)
+        Wbb = 2.0 * W[block][:, block]
+        for j, u in enumerate(block.tolist()):
+            if U is None:
+                new = sign_update(G[j], S[u], tol[u])
+            else:
+                new = heat_bath(G[j], temperature, U[u])
+            delta = new - S[u]
+            moved = delta != 0
+            if bool(moved.any()):
+                G[j + 1 :] += Wbb[j + 1 :, j, None] * delta
+                S[u] = new
+                changed |= moved
+    s.copy_(S.T)
+    return changed
+
+
+def dense_sweep(
+    s: torch.Tensor,
+    Xi: torch.Tensor,
+    degree: int,
+    order: torch.Tensor,
+    temperature: float = 0.0,
+    rng: torch.Generator | None = None,
+) -> torch.Tensor:
+    n, n_units = s.shape
+    S = s.T.contiguous()
+    XiT = Xi.T.contiguous()
+    m = s @ Xi.T
+    changed = torch.zeros(n, dtype=torch.bool, device=s.device)
+    U = _uniforms(S, temperature, rng)
+    for u in torch.as_tensor(order).tolist():
+        xi = XiT[u]
+        a = m - S[u, :, None] * xi
+        G = dense_interaction(a + 1, degree, n_units)
+        G -= dense_interaction(a - 1, degree, n_units)
+        g = G @ xi
+        if U is None:
+            new = sign_update(g, S[u], tie_tolerance(G.abs().sum(dim=1), xi.numel()))
+        else:
+            new = heat_bath(g, temperature, U[u])
+        delta = new - S[u]
+        moved = delta != 0
+        if bool(moved.any()):
+            m += delta[:, None] * xi
+            S[u] = new
+            changed |= moved
+    s.copy_(S.T)
+    return changed
+
+
+def pairwise_recall(
+    s: torch.Tensor,
+    W: torch.Tensor,
+    tol: torch.Tensor,
+    *,
+    update: str,
+    max_iter: int,
+    order_rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if update == "sync":
+        return sync_loop(
+            s,
+            lambda t: (pairwise_gap(t, W), tol),
+            lambda t: pairwise_energy(t, W),
+            max_iter,
+        )
+    return async_loop(
+        s, lambda t, order: pairwise_sweep(t, W, order, tol), max_iter, order_rng
+    )
+
+
+def dense_recall(
+    s: torch.Tensor,
+    Xi: torch.Tensor,
+    degree: int,
+    *,
+    update: str,
+    max_iter: int,
+    order_rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if update == "sync":
+        return sync_loop(
+            s,
+            lambda t: dense_gap(t, Xi, degree),
+            lambda t: dense_energy(t, Xi, degree),
+            max_iter,
+        )
+    return async_loop(
+        s, lambda t, order: dense_sweep(t, Xi, degree, order), max_iter, order_rng
+    )
+
+
+def modern_recall(
+    x: torch.Tensor, Xi: torch.Tensor, beta: float, *, max_iter: int, tol: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    n = x.shape[0]
+    n_iter, status = _int_arrays(n, x.device)
+    active, P = torch.arange(n, device=x.device), None
+    for it in range(max_iter):
+        every = active.numel() == n
+        xa = x if every else x[active]
+        p = modern_softmax(xa, Xi, beta)
+        new = p @ Xi
+        n_iter[active] += 1
+        if every:
+            P = p
+        else:
+            P[active] = p
+        if it == max_iter - 1:
+            if every:
+                x = new
+            else:
+                x[active] = new
+            break
+        done = (new - xa).abs().amax(dim=1) <= tol
+        if every:
+            x = new
+        else:
+            x[active] = new
+        status[active[done]] = CONVERGED
+        active = active[~done]
+        if not active.numel():
+            break
+    return x, P, n_iter, status
+
+
+def modern_spins(
+    x: torch.Tensor, p: torch.Tensor, s: torch.Tensor, tol: float
+) -> torch.Tensor:
+    rows = torch.nonzero(p.amax(dim=1) <= 0.5 * (1.0 + tol)).squeeze(1)
+    tied = sign_update(x[rows], s[rows], tol) if rows.numel() else None
+    out = to_spins(x, 0.0, out=x)
+    if rows.numel():
+        out[rows] = tied
+    return out
+
+
+# -- sampling ----------------------------------------------------------------------------
+
+
+def _permutation(n: int, rng: torch.Generator) -> torch.Tensor:
+    return torch.randperm(n, generator=rng, device=rng.device)
+
+
+def pairwise_glauber(
+    s: torch.Tensor,
+    W: torch.Tensor,
+    tol: torch.Tensor,
+    temperature: float,
+    n_steps: int,
+    rng: torch.Generator,
+) -> torch.Tensor:
+    for _ in range(n_steps):
+        pairwise_sweep(s, W, _permutation(s.shape[1], rng), tol, temperature, rng)
+    return s
+
+
+def dense_glauber(
+    s: torch.Tensor,
+    Xi: torch.Tensor,
+    degree: int,
+    temperature: float,
+    n_steps: int,
+    rng: torch.Generator,
+) -> torch.Tensor:
+    for _ in range(n_steps):
+        dense_sweep(s, Xi, degree, _permutation(s.shape[1], rng), temperature, rng)
+    return s
+
+
+def categorical(p: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    return torch.multinomial(p, 1, generator=rng).squeeze(1)
+
+
+def modern_base_sample(
+    Xi: torch.Tensor, beta: float, n_samples: int, rng: torch.Generator
+) -> torch.Tensor:
+    logw = 0.5 * beta * (Xi * Xi).sum(dim=1)
+    w = torch.exp(logw - logw.max())
+    mu = torch.multinomial(w, n_samples, replacement=True, generator=rng)
+    noise = torch.randn(
+        (n_samples, Xi.shape[1]), generator=rng, dtype=Xi.dtype, device=Xi.device
+    )
+    return Xi[mu] + noise / math.sqrt(beta)
+
+
+def modern_gibbs(
+    x: torch.Tensor, Xi: torch.Tensor, beta: float, n_steps: int, rng: torch.Generator
+) -> torch.Tensor:
+    for _ in range(n_steps):
+        mu = categorical(modern_softmax(x, Xi, beta), rng)
+        noise = torch.randn(x.shape, generator=rng, dtype=x.dtype, device=x.device)
+        x = Xi[mu] + noise / math.sqrt(beta)
+    return x
+
+
+# -- read-out ----------------------------------------------------------------------------
+
+
+def nearest_memory(
+    s: torch.Tensor, Xi: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    d2 = (s * s).sum(dim=1, keepdim=True) - 2.0 * (s @ Xi.T) + (Xi * Xi).sum(dim=1)
+    idx = d2.argmin(dim=1)
+    return idx, d2[torch.arange(s.shape[0], device=s.device), idx].clamp_min(0.0)

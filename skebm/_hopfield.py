@@ -1,0 +1,807 @@
+"""Hopfield associative memories: classical, dense and modern (continuous) rules."""
+
+import math
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    OneToOneFeatureMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._available_if import available_if
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skebm._backends import BACKENDS
+from skebm.base import _SEED_MAX, BackendMixin, EnergyMixin
+from skebm.utils._docstring import substitute_docstring
+
+#: recall and energy work on blocks of this many rows (bounded memory)
+_BATCH_ROWS = 4096
+
+#: default beta: a memory whose overlap with the state beats every other by one
+#: flipped unit (2 * mean square entry) gets at least 1 - 1 / _BETA_ODDS of the weight
+_BETA_ODDS = 1e4
+
+#: a recalled state is memory mu if |state - xi_mu| <= _MATCH_RTOL * RMS memory norm
+_MATCH_RTOL = 1e-3
+
+#: binary "modern" recall keeps the probe's bit where |Xi^T p| <= this (a tie)
+_MODERN_TIE = 1e-6
+
+#: inputs of the binary encodings are thresholded here (x > threshold -> +1)
+_THRESHOLDS = {"binary": 0.5, "bipolar": 0.0}
+_LOW = {"binary": 0.0, "bipolar": -1.0}
+_CODES = {"binary": "0 and 1", "bipolar": "-1 and +1"}
+
+
+def _dense_capacity(n, degree):
+    """N^(n-1) / (2 (2n-3)!! ln N), Krotov & Hopfield (2016)."""
+    double_factorial = math.prod(range(2 * degree - 3, 0, -2))
+    return n ** (degree - 1) / (2 * double_factorial * math.log(n)) if n > 1 else 0.0
+
+
+# -- storage rules and their dynamics (registry, STYLE rule 7) -------------------------
+
+
+class _Pairwise:
+    """E(s) = -1/2 s^T W s: W (``weights_``) built by ``store(ops, state, Xi)``."""
+
+    def __init__(self, store, capacity, note, extra_state=None):
+        self._store, self.capacity, self.note = store, capacity, note
+        self.state_names = {"W": "weights_", "tol": "_tie_tol", **(extra_state or {})}
+
+    def initialize(self, est, n, dtype):
+        for key, attr in self.state_names.items():
+            setattr(est, attr, np.zeros((n, n) if key == "W" else n, dtype=dtype))
+
+    def store(self, ops, state, Xi):
+        self._store(ops, state, Xi)
+        state["tol"] = ops.pairwise_tolerance(state["W"])  # ties of the gaps, once
+
+    def capacity_text(self, n, degree):
+        errfree = n / (2 * math.log(n)) if n > 1 else 0.0
+        return self.note.format(cap=self.capacity(n, degree), errfree=errfree, n=degree)
+
+    def recall(self, ops, p, s, est, order_rng):
+        kw = {"update": est.update, "max_iter": est.max_iter, "order_rng": order_rng}
+        return (*ops.pairwise_recall(s, p["W"], p["tol"], **kw), None)
+
+    def energy(self, ops, p, s, est):
+        return ops.pairwise_energy(s, p["W"])
+
+    def random_init(self, ops, p, n_samples, est, rng):
+        return ops.random_spins(n_samples, est.n_features_in_, est._dtype, rng)
+
+    def sample(self, ops, p, s, est, n_steps, rng):
+        W, tol = p["W"], p["tol"]
+        return ops.pairwise_glauber(s, W, tol, est.temperature, n_steps, rng)
+
+
+class _Dense(_Pairwise):
+    """Krotov & Hopfield (2016): E(s) = -N sum_mu (xi_mu . s / N)^degree."""
+
+    def __init__(self, capacity, note):
+        self.capacity, self.note, self.state_names = capacity, note, {}
+
+    def store(self, ops, state, Xi):
+        pass  # the memories are the state
+
+    def recall(self, ops, p, s, est, order_rng):
+        kw = {"update": est.update, "max_iter": est.max_iter, "order_rng": order_rng}
+        return (*ops.dense_recall(s, p["Xi"], est.degree, **kw), None)
+
+    def energy(self, ops, p, s, est):
+        return ops.dense_energy(s, p["Xi"], est.degree)
+
+    def sample(self, ops, p, s, est, n_steps, rng):
+        return ops.dense_glauber(s, p["Xi"], est.degree, est.temperature, n_steps, rng)
+
+
+class _Modern(_Dense):
+    """Ramsauer et al. (2020): x <- Xi^T softmax(beta Xi x) on continuous states."""
+
+    def recall(self, ops, p, s, est, order_rng):
+        x, proba, n_iter, status = ops.modern_recall(
+            s, p["Xi"], est.beta_, max_iter=est.max_iter, tol=est.tol * est._rms
+        )
+        if est.encoding_ != "real":  # binary states; a tie between memories keeps s
+            x = ops.modern_spins(x, proba, s, _MODERN_TIE)
+        return x, n_iter, status, proba
+
+    def energy(self, ops, p, s, est):
+        return ops.modern_energy(s, p["Xi"], est.beta_)
+
+    def random_init(self, ops, p, n_samples, est, rng):
+        return ops.modern_base_sample(p["Xi"], est.beta_, n_samples, rng)
+
+    def sample(self, ops, p, s, est, n_steps, rng):
+        x = ops.modern_gibbs(s, p["Xi"], est.beta_, n_steps, rng)
+        return x if est.encoding_ == "real" else ops.to_spins(x, 0.0)
+
+
+def _store_hebbian(ops, state, Xi):
+    state["W"] = ops.hebbian_update(state["W"], Xi)
+
+
+def _store_storkey(ops, state, Xi):
+    state["W"] = ops.storkey_store(state["W"], Xi)
+
+
+def _store_projection(ops, state, Xi):
+    state["W"], state["d"] = ops.projection_update(state["W"], state["d"], Xi)
+
+
+RULES = {
+    "hebbian": _Pairwise(
+        _store_hebbian,
+        lambda n, degree: 0.138 * n,
+        "about 0.138 N = {cap:.1f} patterns, recalled with about 1.5% of their bits "
+        "wrong (Amit, Gutfreund & Sompolinsky 1985); recalling every pattern without "
+        "error needs P < N / (2 ln N) = {errfree:.1f}",
+    ),
+    "storkey": _Pairwise(
+        _store_storkey,
+        lambda n, degree: n / math.sqrt(2 * math.log(n)) if n > 1 else 0.0,
+        "about N / sqrt(2 ln N) = {cap:.1f} patterns (Storkey 1997)",
+    ),
+    "pseudoinverse": _Pairwise(
+        _store_projection,
+        lambda n, degree: n / 2,
+        "about N / 2 = {cap:.1f} patterns: up to N linearly independent patterns are "
+        "fixed points, but without self-couplings their basins of attraction shrink "
+        "as P approaches N (Personnaz, Guyon & Dreyfus 1986; Kanter & Sompolinsky "
+        "1987)",
+        extra_state={"d": "_projector_diag"},
+    ),
+    "dense": _Dense(
+        _dense_capacity,
+        "about N^(n-1) / (2 (2n-3)!! ln N) = {cap:.1f} patterns for degree n = {n} "
+        "(Krotov & Hopfield 2016)",
+    ),
+    "modern": _Modern(
+        lambda n, degree: 3.1546 ** ((n - 1) / 4),
+        "exponential in N: Ramsauer et al. (2020, Theorem 3) retrieve "
+        "sqrt(p) c^((N-1)/4) random patterns in one step with probability 1 - p "
+        "(c = 3.15 in their example); skebm warns above c^((N-1)/4) = {cap:.3g}",
+    ),
+}
+
+
+@substitute_docstring
+class HopfieldMemory(
+    OneToOneFeatureMixin, TransformerMixin, EnergyMixin, BackendMixin, BaseEstimator
+):
+    """Hopfield associative memory: store patterns, recall them from corrupted probes.
+
+    :meth:`fit` stores the rows of X; :meth:`transform` runs the recall dynamics from
+    every probe (a denoiser in a :class:`~sklearn.pipeline.Pipeline`) and
+    :meth:`predict` says which stored pattern each probe ended in. Five storage rules
+    span the classical network (Hebbian, Storkey, pseudo-inverse), the dense
+    associative memory of Krotov & Hopfield and the continuous modern Hopfield
+    network of Ramsauer et al.
+
+    Read more in the :ref:`User Guide <hopfield>`.
+
+    Parameters
+    ----------
+    rule : {"hebbian", "storkey", "pseudoinverse", "dense", "modern"}, \
+default="hebbian"
+        Storage rule; see Notes for the energies and capacities.
+
+        - "hebbian": W = (1/N) sum_mu xi_mu xi_mu^T with a zero diagonal.
+        - "storkey": Storkey's incremental local rule (1997), in its local-field
+          form: W'_ij = W_ij + (xi_i xi_j - xi_i h_ji - h_ij xi_j) / N with
+          h_ij = sum_{k != i, j} W_ik xi_k, zero diagonal, one pattern at a time in
+          the order of the rows.
+        - "pseudoinverse": the projection rule W = Xi^+ Xi, zero diagonal.
+        - "dense": dense associative memory with the polynomial interaction
+          F(x) = N (x / N)^degree.
+        - "modern": continuous modern Hopfield network,
+          x <- Xi^T softmax(beta Xi x).
+
+    update : {"async", "sync"}, default="async"
+        Binary rules: "async" updates one unit at a time, in a fresh random order
+        each sweep; "sync" updates every unit at once (faster, but it may fall into
+        2-cycles, which are detected, and does not always lower the energy).
+        "modern" always updates the whole state.
+
+    max_iter : int, default=100
+        Largest number of sweeps (async) or updates (sync, modern) per probe;
+        recall stops earlier at a fixed point.
+
+    beta : float, default=None
+        Inverse temperature of "modern". None uses
+        beta = (ln P + ln 1e4) / (2 m2), m2 the mean squared entry of the stored
+        patterns (1 for binary ones): a memory whose overlap with the state exceeds
+        every other's by the change one flipped unit makes (2 m2) then gets at least
+        1 - 1e-4 of the softmax weight, so recall returns the nearest memory by
+        overlap. Recomputed as patterns are added.
+
+    degree : int, default=3
+        Degree n of the polynomial interaction of "dense" (n = 2 is Hebbian).
+
+    temperature : float, default=0.5
+        Temperature of the Glauber dynamics of :meth:`sample` for the binary rules,
+        in the units of the energy (the Hebbian network retrieves below about 1).
+
+    tol : float, default=1e-6
+        "modern" stops once no entry of the state moves by more than
+        tol times the root mean square entry of the stored patterns.
+
+    encoding : {"auto", "binary", "bipolar", "real"}, default="auto"
+        How the values of X code the states. "binary": {0, 1}, other values are
+        thresholded at 0.5; "bipolar": {-1, +1}, thresholded at 0; "real": real
+        values, stored and recalled as they are ("modern" only). "auto" picks
+        "binary" if the patterns have no negative value and "bipolar" otherwise;
+        for "modern" it picks "real" unless the patterns are all in {0, 1} or in
+        {-1, +1}. Outputs use the same encoding.
+
+    {backend}
+
+    {device}
+
+    {random_state}
+
+    verbose : int, default=0
+        If positive, print one line per fit / partial_fit call: the patterns
+        stored, the load against the capacity, and the time it took.
+
+    Attributes
+    ----------
+    memories_ : ndarray of shape (n_memories, n_features)
+        The stored patterns, in ``encoding_`` (binary patterns after thresholding).
+
+    weights_ : ndarray of shape (n_features, n_features)
+        Symmetric weight matrix with a zero diagonal ("hebbian", "storkey",
+        "pseudoinverse" only).
+
+    beta_ : float
+        Inverse temperature in use ("modern" only).
+
+    encoding_ : {"binary", "bipolar", "real"}
+        Encoding of the stored patterns and of the outputs.
+
+    capacity_ : float
+        The rule's known capacity for ``n_features_in_`` units (see Notes); storing
+        more patterns warns.
+
+    n_iter_ : int
+        Number of storing passes: 1 after :meth:`fit`, plus one per
+        :meth:`partial_fit` call.
+
+    random_state_ : RandomState
+        Generator from which fit draws the seed of the recall unit orders and
+        :meth:`sample` the seed of its chains.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    skebm.RBM : A Boltzmann machine with hidden units, trained by likelihood.
+    sklearn.neighbors.NearestNeighbors : Exact nearest-pattern look-up.
+
+    Notes
+    -----
+    **States and energies.** Binary states are s in {-1, +1}^N (the {0, 1} coding
+    is mapped to it and back). The pairwise rules have E(s) = -1/2 s^T W s; "dense"
+    has E(s) = -N sum_mu (xi_mu . s / N)^n; "modern" has Ramsauer's energy
+    E(x) = -lse(beta, Xi x) + x.x / 2 + log(P) / beta + M^2 / 2 with
+    lse(beta, a) = log(sum exp(beta a)) / beta and M the largest memory norm.
+    :meth:`score_samples` is -E, an unnormalised log-probability.
+
+    **Recall.** A unit takes the sign of its energy gap
+    E(s_i = -1) - E(s_i = +1) (the field 2 (W s)_i for pairwise rules) and keeps its
+    state on a tie (a gap within rounding of zero), so asynchronous recall never
+    raises the energy and ends at a fixed point. Synchronous recall stops at a fixed
+    point or, when a state returns after two updates, at the lower-energy state of
+    that 2-cycle. "modern" iterates its update, which never raises its energy
+    (a concave-convex procedure); for binary encodings it thresholds the result at
+    0, keeping the probe's bit where memories tie (the result is 0). The unit orders of asynchronous sweeps come from a seed drawn in fit, the same
+    orders for every probe, so a probe's recall depends neither on the other rows
+    nor on the backend.
+
+    **Capacity** (patterns of N random unbiased units; storing more warns):
+    Hebbian about 0.138 N with about 1.5% bit errors, N / (2 ln N) error-free
+    (Amit, Gutfreund & Sompolinsky 1985); Storkey about N / sqrt(2 ln N); the
+    pseudo-inverse up to N linearly independent patterns as fixed points, with
+    basins that vanish as P approaches N, so N / 2 is used; dense
+    N^(n-1) / (2 (2n-3)!! ln N); modern exponential in N.
+
+    **Sampling.** :meth:`sample` runs Glauber (heat-bath) dynamics at
+    ``temperature`` for the pairwise and dense rules: each unit is set to +1 with
+    probability sigmoid(gap / T), in a random order each sweep, so the chains
+    converge to p(s) ~ exp(-E(s) / T). For "modern", whose energy defines
+    p(x) ~ exp(-beta E(x)), a Gaussian mixture of the memories with covariance
+    I / beta, chains start from exact draws of that mixture and move by block
+    Gibbs sampling on (x, mu): mu ~ softmax(beta Xi x), x ~ N(xi_mu, I / beta).
+    Binary encodings threshold the draws.
+
+    References
+    ----------
+    J. J. Hopfield, "Neural networks and physical systems with emergent collective
+    computational abilities", PNAS 79, 1982.
+
+    D. J. Amit, H. Gutfreund and H. Sompolinsky, "Storing infinite numbers of
+    patterns in a spin-glass model of neural networks", PRL 55, 1985.
+
+    A. Storkey, "Increasing the capacity of a Hopfield network without sacrificing
+    functionality", ICANN 1997; A. Storkey and R. Valabregue, "The basins of
+    attraction of a new Hopfield learning rule", Neural Networks 12, 1999.
+
+    L. Personnaz, I. Guyon and G. Dreyfus, "Collective computational properties of
+    neural networks: New learning mechanisms", Phys. Rev. A 34, 1986; I. Kanter and
+    H. Sompolinsky, "Associative recall of memory without errors", Phys. Rev. A 35,
+    1987.
+
+    D. Krotov and J. J. Hopfield, "Dense Associative Memory for Pattern
+    Recognition", NeurIPS 2016.
+
+    H. Ramsauer et al., "Hopfield Networks is All You Need", ICLR 2021
+    (arXiv:2008.02217, 2020).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skebm import HopfieldMemory
+    >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(5, 64))
+    >>> memory = HopfieldMemory(rule="storkey", random_state=0).fit(X)
+    >>> probe = X.copy()
+    >>> probe[:, :8] *= -1
+    >>> memory.predict(probe)
+    array([0, 1, 2, 3, 4])
+    >>> bool((memory.transform(probe) == X).all())
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "rule": [StrOptions(set(RULES))],
+        "update": [StrOptions({"async", "sync"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="neither"), None],
+        "degree": [Interval(Integral, 2, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "encoding": [StrOptions({"auto", "binary", "bipolar", "real"})],
+        "backend": [StrOptions(set(BACKENDS))],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        rule="hebbian",
+        *,
+        update="async",
+        max_iter=100,
+        beta=None,
+        degree=3,
+        temperature=0.5,
+        tol=1e-6,
+        encoding="auto",
+        backend="numpy",
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.rule = rule
+        self.update = update
+        self.max_iter = max_iter
+        self.beta = beta
+        self.degree = degree
+        self.temperature = temperature
+        self.tol = tol
+        self.encoding = encoding
+        self.backend = backend
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- storing ---------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Store the rows of X, replacing any stored patterns.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Patterns to store, in the encoding given by ``encoding``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : HopfieldMemory
+            The fitted memory.
+        """
+        return self._fit(X, reset=True)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add the rows of X to the stored patterns.
+
+        Exact incremental updates: the Hebbian sum and Storkey's rule continue where
+        they stopped, the pseudo-inverse rule adds the patterns' components outside
+        the stored span (a rank-one update per new direction), "dense" and "modern"
+        append. The first call stores as :meth:`fit` does.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Patterns to add.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : HopfieldMemory
+            The updated memory.
+        """
+        return self._fit(X, reset=False)
+
+    def _fit(self, X, *, reset):
+        first = reset or not hasattr(self, "memories_")
+        if not first and self.rule != self._fitted_rule:
+            raise ValueError(
+                f"rule changed from {self._fitted_rule!r} to {self.rule!r} since the "
+                "patterns were stored; call fit to store them again."
+            )
+        dtype = (np.float64, np.float32) if first else self._dtype
+        X = validate_data(self, X, dtype=dtype, reset=first)
+        rule = RULES[self.rule]
+        tic = time.perf_counter()
+        if first:
+            self._initialize(X)
+        patterns = self._as_patterns(X)
+        backend, device = self._get_backend()
+        state = self._load_state(backend, device, rule.state_names, self._dtype)
+        Xi = backend.core.asarray(self._to_states(patterns), self._dtype, device)
+        rule.store(backend.hopfield, state, Xi)
+        self._store_state(backend, state, rule.state_names)
+        self.memories_ = np.concatenate([self.memories_, patterns])
+        self.n_iter_ += 1
+        if self.rule == "modern":
+            self.beta_ = self._default_beta() if self.beta is None else float(self.beta)
+        self._check_capacity(rule)
+        if self.verbose:
+            n_mem, n = self.memories_.shape
+            print(
+                f"[{type(self).__name__}] stored {X.shape[0]} patterns with "
+                f"rule={self.rule!r}: {n_mem} in memory, capacity about "
+                f"{self.capacity_:.3g} for N = {n}, "
+                f"time = {time.perf_counter() - tic:.2f}s"
+            )
+        return self
+
+    def _initialize(self, X):
+        n_features, dtype = X.shape[1], X.dtype
+        self.encoding_ = self._resolve_encoding(X)
+        self.random_state_ = check_random_state(self.random_state)
+        self._recall_seed = int(self.random_state_.randint(_SEED_MAX))
+        self._fitted_rule = self.rule
+        self.memories_ = np.empty((0, n_features), dtype=dtype)
+        RULES[self.rule].initialize(self, n_features, dtype)
+        self.capacity_ = float(RULES[self.rule].capacity(n_features, self.degree))
+        self.n_iter_ = 0
+
+    def _resolve_encoding(self, X):
+        if self.encoding == "real" and self.rule != "modern":
+            raise ValueError(
+                f"encoding='real' needs rule='modern'; rule={self.rule!r} stores "
+                "binary patterns (use encoding='binary', 'bipolar' or 'auto')."
+            )
+        if self.encoding != "auto":
+            return self.encoding
+        if self.rule == "modern":
+            if np.isin(X, (0.0, 1.0)).all():
+                return "binary"
+            return "bipolar" if np.isin(X, (-1.0, 1.0)).all() else "real"
+        return "binary" if X.min() >= 0 else "bipolar"
+
+    def _as_patterns(self, X):
+        """X in ``encoding_``: binary encodings thresholded, with a warning."""
+        if self.encoding_ == "real":
+            return X.copy()
+        codes = (0.0, 1.0) if self.encoding_ == "binary" else (-1.0, 1.0)
+        if not np.isin(X, codes).all():
+            warnings.warn(
+                f"X has values other than {_CODES[self.encoding_]}; rule="
+                f"{self.rule!r} stores binary patterns, so they were thresholded at "
+                f"{_THRESHOLDS[self.encoding_]} (larger values become 1). Binarise X "
+                "first, set `encoding`, or use rule='modern' for real-valued patterns.",
+                UserWarning,
+                stacklevel=5,
+            )
+        s = np.where(X > _THRESHOLDS[self.encoding_], 1.0, -1.0).astype(X.dtype)
+        return s if self.encoding_ == "bipolar" else (s + 1) / 2
+
+    def _to_states(self, patterns):
+        """Patterns in ``encoding_`` -> the {-1, +1} (or real) states of the network."""
+        return 2 * patterns - 1 if self.encoding_ == "binary" else patterns
+
+    @property
+    def _dtype(self):
+        return self.memories_.dtype
+
+    @property
+    def _rms(self):
+        """Root mean square entry of the stored states (1 for binary patterns)."""
+        if self.encoding_ != "real":
+            return 1.0
+        rms = float(np.sqrt(np.mean(np.square(self.memories_, dtype=np.float64))))
+        return rms if rms > 0 else 1.0
+
+    def _default_beta(self):
+        n_memories = self.memories_.shape[0]
+        return (math.log(n_memories) + math.log(_BETA_ODDS)) / (2 * self._rms**2)
+
+    def _check_capacity(self, rule):
+        n_memories, n = self.memories_.shape
+        if n_memories > self.capacity_:
+            warnings.warn(
+                f"{n_memories} patterns stored in {n} units exceed the capacity of "
+                f"rule={self.rule!r}: {rule.capacity_text(n, self.degree)}. Expect "
+                "recall errors and spurious states; use more units, fewer patterns or "
+                "a rule of larger capacity (storkey < pseudoinverse < dense < modern).",
+                UserWarning,
+                stacklevel=5,
+            )
+
+    # -- recall ----------------------------------------------------------------------
+
+    def _check_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=self._dtype, reset=False)
+
+    def _params(self, backend, device):
+        Xi = self._to_states(self.memories_)
+        p = {"Xi": backend.core.asarray(Xi, self._dtype, device)}
+        if hasattr(self, "weights_"):
+            p["W"] = backend.core.asarray(self.weights_, self._dtype, device)
+            p["tol"] = backend.core.asarray(self._tie_tol, self._dtype, device)
+        return p
+
+    def _initial_states(self, backend, block):
+        """Probes -> network states (a fresh array: recall works in place)."""
+        if self.encoding_ == "real":
+            return backend.core.copy(block)
+        return backend.hopfield.to_spins(block, _THRESHOLDS[self.encoding_])
+
+    def _map_blocks(self, X, fn):
+        """fn(backend, params, block) -> tuple of backend arrays (or None), over row
+        blocks of X; returns the tuple of NumPy arrays, concatenated over blocks."""
+        backend, device = self._get_backend()
+        p, parts = self._params(backend, device), []
+        for start in range(0, X.shape[0], _BATCH_ROWS):
+            block = X[start : start + _BATCH_ROWS]
+            out = fn(backend, p, backend.core.asarray(block, self._dtype, device))
+            parts.append([a if a is None else backend.core.to_numpy(a) for a in out])
+        if len(parts) == 1:
+            return parts[0]
+        cols = zip(*parts, strict=True)
+        return [None if c[0] is None else np.concatenate(c) for c in cols]
+
+    def _recall(self, X):
+        """Recall from validated probes: (states, n_iter, status, proba)."""
+        rule = RULES[self.rule]
+
+        def fn(backend, p, block):
+            order_rng = np.random.default_rng(self._recall_seed)
+            s = self._initial_states(backend, block)
+            return rule.recall(backend.hopfield, p, s, self, order_rng)
+
+        return self._map_blocks(X, fn)
+
+    def _decode(self, states):
+        """Network states ({-1, +1} for binary encodings) -> outputs in ``encoding_``."""
+        binary = self.encoding_ == "binary"
+        return (states > 0).astype(states.dtype) if binary else states
+
+    def _match(self, states):
+        """Index of the stored pattern equal to each recalled state, else -1."""
+        backend, device = self._get_backend()
+        p = self._params(backend, device)
+        s = backend.core.asarray(states, self._dtype, device)
+        idx, d2 = backend.hopfield.nearest_memory(s, p["Xi"])
+        idx, d2 = backend.core.to_numpy(idx), backend.core.to_numpy(d2)
+        radius2 = _MATCH_RTOL**2 * self.n_features_in_ * self._rms**2
+        return np.where(d2 <= radius2, idx, -1)
+
+    def recall(self, X):
+        """Recall from every probe and report how each recall ended.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Probes (initial states), in ``encoding_``; binary encodings threshold
+            them as in :meth:`fit`, without a warning.
+
+        Returns
+        -------
+        result : :class:`~sklearn.utils.Bunch`
+            With ``states`` (ndarray of shape (n_samples, n_features), the recalled
+            patterns, as :meth:`transform`), ``memory`` (ndarray of shape
+            (n_samples,), as :meth:`predict`), ``n_iter`` (sweeps, or updates for
+            sync and "modern", per probe), ``converged`` (reached a fixed point),
+            ``cycle`` (stopped in a 2-cycle of synchronous updates) and, for
+            "modern", ``proba`` (as :meth:`predict_proba`).
+        """
+        X = self._check_X(X)
+        states, n_iter, status, proba = self._recall(X)
+        ops = self._get_backend()[0].hopfield
+        result = Bunch(
+            states=self._decode(states),
+            memory=self._match(states),
+            n_iter=n_iter,
+            converged=status == ops.CONVERGED,
+            cycle=status == ops.CYCLE,
+        )
+        if proba is not None:
+            result.proba = proba
+        return result
+
+    def transform(self, X):
+        """Recall the stored pattern nearest to each probe by the network dynamics.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Probes (initial states), in ``encoding_``; binary encodings threshold
+            them (at 0.5 for {0, 1}, at 0 for {-1, +1}).
+
+        Returns
+        -------
+        X_recalled : ndarray of shape (n_samples, n_features)
+            The state each probe's recall ended in, in ``encoding_``.
+        """
+        X = self._check_X(X)
+        return self._decode(self._recall(X)[0])
+
+    def predict(self, X):
+        """Index of the stored pattern each probe recalls; -1 for a spurious state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Probes.
+
+        Returns
+        -------
+        memory : ndarray of shape (n_samples,)
+            Row of ``memories_`` equal to the recalled state (within 1e-3 of the
+            RMS memory norm for real-valued patterns; the first of duplicates), or
+            -1 when recall ends in a spurious state (a mixture, an inverted pattern
+            or a 2-cycle).
+        """
+        X = self._check_X(X)
+        return self._match(self._recall(X)[0])
+
+    @available_if(lambda est: est.rule == "modern")
+    def predict_proba(self, X):
+        """Softmax weights over the memories at the end of recall ("modern" only).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Probes.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_memories)
+            The weights softmax(beta Xi x) of the last update: the recalled state
+            is ``proba @ Xi`` (before thresholding, for binary encodings).
+        """
+        X = self._check_X(X)
+        return self._recall(X)[3]
+
+    def energy(self, X):
+        """Energy of each state under the stored patterns (lower is more stable).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            States, in ``encoding_`` (binary encodings are thresholded).
+
+        Returns
+        -------
+        energy : ndarray of shape (n_samples,)
+            E(s); see Notes of the class for each rule's energy.
+        """
+        X = self._check_X(X)
+        rule = RULES[self.rule]
+
+        def fn(backend, p, block):
+            s = self._initial_states(backend, block)
+            return (rule.energy(backend.hopfield, p, s, self),)
+
+        return self._map_blocks(X, fn)[0]
+
+    def score_samples(self, X):
+        """Negative energy: an unnormalised log-probability of each state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            States.
+
+        Returns
+        -------
+        score : ndarray of shape (n_samples,)
+            -E(s).
+        """
+        return -self.energy(X)
+
+    @validate_params(
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "n_steps": [Interval(Integral, 0, None, closed="left")],
+            "init": [StrOptions({"random"}), "array-like"],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def sample(self, n_samples=1, *, n_steps=100, init="random", random_state=None):
+        """Draw states from the Boltzmann distribution of the stored patterns.
+
+        Glauber (heat-bath) dynamics at ``temperature`` for the pairwise and dense
+        rules; exact mixture draws followed by block Gibbs sampling for "modern"
+        (see Notes of the class).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples (independent chains).
+        n_steps : int, default=100
+            Sweeps (Gibbs steps for "modern") per chain.
+        init : "random" or array-like of shape (n_samples, n_features), \
+default="random"
+            Where the chains start: "random" draws uniform states (exact draws
+            from the model for "modern"); an array gives the states.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the chains; None draws one from the fitted ``random_state_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Samples, in ``encoding_``.
+        """
+        check_is_fitted(self)
+        rule = RULES[self.rule]
+        backend, device = self._get_backend()
+        ops, p = backend.hopfield, self._params(backend, device)
+        rs = check_random_state(
+            self.random_state_ if random_state is None else random_state
+        )
+        rng = backend.core.make_rng(rs.randint(_SEED_MAX), device)
+        if isinstance(init, str):
+            s = rule.random_init(ops, p, n_samples, self, rng)
+        else:
+            X0 = self._check_X(init)
+            if X0.shape[0] != n_samples:
+                raise ValueError(
+                    f"init has {X0.shape[0]} rows but n_samples={n_samples}."
+                )
+            s = self._initial_states(
+                backend, backend.core.asarray(X0, self._dtype, device)
+            )
+        s = rule.sample(ops, p, s, self, n_steps, rng)
+        return self._decode(backend.core.to_numpy(s))
+
+    # -- scikit-learn plumbing -------------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 #   make test TORCH_SPEC="torch==2.5.1"   or   make test TORCH_SPEC=   (no torch)
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
+RUFF_SPEC ?= ruff==0.17.6
 
-.PHONY: demo test test-notorch bench lint docs clean
+.PHONY: demo test test-notorch bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +24,20 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# the whole suite where torch is absent: torch tests skip, the NumPy backend must pass
+test-notorch:
+	$(PYTHON) -m venv .venv-notorch
+	.venv-notorch/bin/python -m pip install -q -e ".[test]"
+	.venv-notorch/bin/python -m pytest $(PYTEST_ARGS)
+
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_rbm.py
+	$(PY) benchmarks/bench_hopfield.py
 
 lint: $(VENV)/.installed
-	$(PY) -m pip install -q ruff
+	$(PY) -m pip install -q $(RUFF_SPEC)
 	$(PY) -m ruff check skebm tests benchmarks examples
 	$(PY) -m ruff format --check skebm tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-notorch build *.egg-info .pytest_cache

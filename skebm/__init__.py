@@ -1,13 +1,15 @@
 """skebm: scikit-learn-compatible energy-based models.
 
 The estimators follow the scikit-learn API (``fit``, ``transform``, ``score_samples``
-...) and add ``energy`` and ``sample``. Each runs on a NumPy or a PyTorch backend;
-importing skebm never imports torch.
+...) and add ``energy`` and ``sample``. RBM and HopfieldMemory run on a NumPy or a
+PyTorch backend; LangevinEBMClassifier needs PyTorch. Importing skebm never imports
+torch.
 """
 
 from skebm._hopfield import HopfieldMemory
+from skebm._langevin import LangevinEBMClassifier
 from skebm._rbm import RBM
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["HopfieldMemory", "RBM", "__version__"]
+__all__ = ["HopfieldMemory", "LangevinEBMClassifier", "RBM", "__version__"]

@@ -8,8 +8,8 @@ with the reason; there are none.
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skebm import RBM, HopfieldMemory
-from tests.conftest import BACKENDS
+from skebm import RBM, HopfieldMemory, LangevinEBMClassifier
+from tests.conftest import BACKENDS, HAS_TORCH
 
 #: estimator class -> list of fast constructor-argument dicts (one per variant)
 FAST_ARGS = {
@@ -37,6 +37,20 @@ FAST_ARGS = {
     ],
 }
 
+#: torch-only estimators (no ``backend`` parameter): checked where torch is installed
+TORCH_ONLY_ARGS = {
+    LangevinEBMClassifier: [
+        dict(
+            hidden_layer_sizes=(16,),
+            max_iter=30,
+            learning_rate_init=0.01,
+            sgld_steps=2,
+            buffer_size=100,
+            random_state=0,
+        ),
+    ],
+}
+
 #: estimator class -> {check name: reason}; empty on purpose
 EXPECTED_FAILED = {}
 
@@ -46,6 +60,10 @@ def _instances():
         for args in variants:
             for backend in BACKENDS:
                 yield cls(**args, backend=backend)
+    if HAS_TORCH:
+        for cls, variants in TORCH_ONLY_ARGS.items():
+            for args in variants:
+                yield cls(**args)
 
 
 @parametrize_with_checks(
@@ -60,8 +78,9 @@ def test_every_public_estimator_is_checked():
     import skebm
 
     exported = {getattr(skebm, name) for name in skebm.__all__ if name[0].isupper()}
-    missing = {cls.__name__ for cls in exported} - {c.__name__ for c in FAST_ARGS}
-    assert not missing, f"add {missing} to FAST_ARGS in tests/test_common.py"
+    checked = {c.__name__ for c in [*FAST_ARGS, *TORCH_ONLY_ARGS]}
+    missing = {cls.__name__ for cls in exported} - checked
+    assert not missing, f"add {missing} to FAST_ARGS or TORCH_ONLY_ARGS here"
 
 
 @pytest.mark.parametrize("cls", list(FAST_ARGS))

@@ -56,6 +56,26 @@ def test_torch_backend_without_torch_says_how_to_install():
     assert "pip install torch" in result.stdout
 
 
+def test_torch_only_estimators_without_torch_say_how_to_install():
+    result = run_without_torch(
+        """
+        import numpy as np
+        import skebm
+        for cls in (skebm.LangevinEBMClassifier,):
+            est = cls()
+            repr(est)  # constructing and printing needs no torch
+            try:
+                est.fit(np.zeros((4, 2)), [0, 1, 0, 1])
+            except ImportError as exc:
+                print(type(est).__name__, exc)
+        assert "torch" not in sys.modules
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "LangevinEBMClassifier needs PyTorch" in result.stdout
+    assert "pip install torch" in result.stdout
+
+
 def test_torch_imported_only_by_the_torch_backend():
     """Static guard (also a ruff banned-api rule): no torch import elsewhere."""
     import pathlib

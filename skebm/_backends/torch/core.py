@@ -50,8 +50,8 @@ def asarray(x, dtype, device: str = "cpu") -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.to(device=device, dtype=torch_dtype(dtype))
     x = np.asarray(x, dtype=dtype)
-    if not x.flags.writeable:
-        x = x.copy()
+    if not x.flags.writeable or min(x.strides, default=0) < 0:
+        x = x.copy()  # torch takes neither read-only nor negatively strided arrays
     return torch.as_tensor(x, device=device)
 
 
@@ -78,3 +78,11 @@ def full(shape, value, like: torch.Tensor) -> torch.Tensor:
 
 def to_float(a) -> float:
     return float(a)
+
+
+def as_target(y: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    """Targets as a tensor: integer class codes -> int64, anything else unchanged."""
+    y = np.asarray(y)
+    if y.dtype.kind in "iub":
+        y = y.astype(np.int64)
+    return torch.as_tensor(np.array(y), device=device)

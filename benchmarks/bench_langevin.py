@@ -1,0 +1,421 @@
+"""LangevinEBMClassifier against MLPClassifier and LogisticRegression on the digits.
+
+Run ``python benchmarks/bench_langevin.py`` (about ten minutes on two cores;
+``--quick`` for a two-minute smoke run). Every comparison runs side by side in this
+one process and the tables go to ``benchmarks/results/langevin.md`` and
+``langevin.json``.
+
+* Classification on a held-out quarter of the digits (stratified), over several
+  seeds: accuracy, expected calibration error (15 equal-width bins), NLL, Brier.
+* Out-of-distribution detection, in-distribution = positive: ``score_samples`` of the
+  JEM against uniform noise, pixel-shuffled and inverted digits, next to the
+  max-softmax score of both models; and held-out classes (train on digits 0-4, the
+  test digits 5-9 are the outliers).
+* Class-conditional samples, read by an independent classifier trained on real
+  digits, and the Frechet distance of its hidden features (samples vs test digits,
+  next to real vs real and noise vs real).
+* Cost: fit time for the same epochs and batch size, divided by MLPClassifier's and
+  by ``sgld_steps + 2`` (the sampler's passes are the unavoidable part).
+* Robustness: rollbacks (divergence warnings) over the seeds at default settings.
+"""
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import linalg
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    Report,
+    Table,
+    cuda_available,
+    interleaved_timings,
+    machine_info,
+    mean_std,
+)
+
+from skebm import LangevinEBMClassifier  # noqa: E402
+from skebm.utils._metrics import expected_calibration_error  # noqa: E402
+
+HIDDEN = (256, 256)
+BATCH = 64
+
+
+# -- metrics -----------------------------------------------------------------------------
+
+
+def ece(proba, y, n_bins=15):
+    return expected_calibration_error(y, proba, n_bins)
+
+
+def brier(proba, y):
+    onehot = np.eye(proba.shape[1])[y]
+    return float(((proba - onehot) ** 2).sum(1).mean())
+
+
+def auroc(score_in, score_out):
+    labels = np.r_[np.ones(len(score_in)), np.zeros(len(score_out))]
+    return float(roc_auc_score(labels, np.r_[score_in, score_out]))
+
+
+def frechet(a, b):
+    """Frechet distance between Gaussians fitted to the rows of a and b."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(ca @ cb)
+    covmean = covmean.real if np.iscomplexobj(covmean) else covmean
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean))
+
+
+def outliers(X, rng):
+    """Uniform noise on the pixel range, pixel-shuffled and inverted digits."""
+    return {
+        "uniform noise": rng.uniform(0, 16, X.shape),
+        "pixel-shuffled": np.array([row[rng.permutation(X.shape[1])] for row in X]),
+        "inverted": 16 - X,
+    }
+
+
+def mlp(seed, **kw):
+    return MLPClassifier(
+        hidden_layer_sizes=HIDDEN, batch_size=BATCH, random_state=seed, **kw
+    )
+
+
+def jem(seed, device, **kw):
+    return LangevinEBMClassifier(random_state=seed, device=device, **kw)
+
+
+def fit_quiet(model, X, y):
+    """Fit; return (model, seconds, number of divergence rollbacks)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tic = time.perf_counter()
+        model.fit(X, y)
+        elapsed = time.perf_counter() - tic
+    rollbacks = sum("rolled back" in str(w.message) for w in caught)
+    return model, elapsed, rollbacks
+
+
+# -- tables ------------------------------------------------------------------------------
+
+
+def classification_tables(data, seeds, device, jem_kw):
+    X_train, X_test, y_train, y_test = data
+    rng = np.random.default_rng(0)
+    ood = outliers(X_test, rng)
+    metrics = {
+        "MLPClassifier": [],
+        "LogisticRegression": [],
+        "LangevinEBMClassifier": [],
+    }
+    rollbacks = []
+    fitted_jem = None
+    for seed in seeds:
+        models = {
+            "MLPClassifier": mlp(seed),
+            "LogisticRegression": LogisticRegression(max_iter=5000),
+            "LangevinEBMClassifier": jem(seed, device, **jem_kw),
+        }
+        for name, model in models.items():
+            model, secs, n_rb = fit_quiet(model, X_train, y_train)
+            if name == "LangevinEBMClassifier":
+                rollbacks.append(n_rb)
+                fitted_jem = fitted_jem or model
+            proba = model.predict_proba(X_test)
+            row = {
+                "accuracy": float(np.mean(proba.argmax(1) == y_test)),
+                "ece": ece(proba, y_test),
+                "nll": float(log_loss(y_test, proba, labels=np.arange(10))),
+                "brier": brier(proba, y_test),
+                "fit_s": secs,
+            }
+            msp_in = proba.max(1)
+            for oname, Xo in ood.items():
+                row[f"msp {oname}"] = auroc(msp_in, model.predict_proba(Xo).max(1))
+                if hasattr(model, "score_samples"):
+                    row[f"energy {oname}"] = auroc(
+                        model.score_samples(X_test), model.score_samples(Xo)
+                    )
+            metrics[name].append(row)
+
+    quality = Table(
+        f"Classification on held-out digits ({len(seeds)} seeds, mean +- std)",
+        [
+            ("model", "model", ""),
+            ("accuracy", "accuracy", ""),
+            ("ece", "ECE (15 bins)", ""),
+            ("nll", "NLL", ""),
+            ("brier", "Brier", ""),
+            ("fit_s", "fit time (s)", ""),
+        ],
+    )
+    summary = {}
+    for name, rows in metrics.items():
+        summary[name] = {k: mean_std([r[k] for r in rows]) for k in rows[0]}
+        quality.add(
+            model=name,
+            **{
+                k: f"{summary[name][k][0]:.4f} +- {summary[name][k][1]:.4f}"
+                for k in ("accuracy", "ece", "nll", "brier")
+            },
+            fit_s=f"{summary[name]['fit_s'][0]:.1f}",
+            raw=summary[name],
+        )
+    acc_j, acc_m = (
+        summary["LangevinEBMClassifier"]["accuracy"][0],
+        summary["MLPClassifier"]["accuracy"][0],
+    )
+    ece_j, ece_m = (
+        summary["LangevinEBMClassifier"]["ece"][0],
+        summary["MLPClassifier"]["ece"][0],
+    )
+    quality.target(
+        "accuracy within 0.5 points of MLPClassifier",
+        acc_j >= acc_m - 0.005,
+        f"{acc_j:.4f} vs {acc_m:.4f}",
+    )
+    quality.target(
+        "ECE <= 0.02 and no worse than MLPClassifier's",
+        ece_j <= 0.02 and ece_j <= ece_m,
+        f"{ece_j:.4f} vs {ece_m:.4f}",
+    )
+    quality.target(
+        "five seeds at default settings train without a rollback",
+        sum(rollbacks) == 0 and len(rollbacks) >= 5,
+        f"rollbacks per seed: {rollbacks}",
+    )
+    quality.notes.append(
+        f"Both networks have hidden layers {HIDDEN} and batch size {BATCH}; "
+        "MLPClassifier at its other defaults (adam, early stop on the training loss), "
+        "LangevinEBMClassifier at its defaults, which hold out 10% of the training "
+        "rows to fit the calibration temperature."
+    )
+
+    ood_table = Table(
+        "Out-of-distribution detection (AUROC, test digits = positive)",
+        [
+            ("outliers", "outliers", ""),
+            ("jem_energy", "JEM score_samples", ".4f"),
+            ("jem_msp", "JEM max-softmax", ".4f"),
+            ("mlp_msp", "MLP max-softmax", ".4f"),
+        ],
+    )
+    for oname in ood:
+        j = summary["LangevinEBMClassifier"]
+        ood_table.add(
+            outliers=oname,
+            jem_energy=j[f"energy {oname}"][0],
+            jem_msp=j[f"msp {oname}"][0],
+            mlp_msp=summary["MLPClassifier"][f"msp {oname}"][0],
+        )
+    e = {o: summary["LangevinEBMClassifier"][f"energy {o}"][0] for o in ood}
+    ood_table.target(
+        "AUROC >= 0.99 against uniform noise and pixel-shuffled digits",
+        e["uniform noise"] >= 0.99 and e["pixel-shuffled"] >= 0.99,
+        f"{e['uniform noise']:.4f}, {e['pixel-shuffled']:.4f}",
+    )
+    ood_table.target(
+        "AUROC >= 0.98 against inverted digits",
+        e["inverted"] >= 0.98,
+        f"{e['inverted']:.4f}",
+    )
+    return [quality, ood_table], fitted_jem
+
+
+def held_out_classes_table(data, seeds, device, jem_kw):
+    X_train, X_test, y_train, y_test = data
+    known = y_train < 5
+    test_in, test_out = X_test[y_test < 5], X_test[y_test >= 5]
+    rows = {"jem_energy": [], "jem_msp": [], "mlp_msp": []}
+    for seed in seeds:
+        j, _, _ = fit_quiet(jem(seed, device, **jem_kw), X_train[known], y_train[known])
+        m, _, _ = fit_quiet(mlp(seed), X_train[known], y_train[known])
+        rows["jem_energy"].append(
+            auroc(j.score_samples(test_in), j.score_samples(test_out))
+        )
+        rows["jem_msp"].append(
+            auroc(j.predict_proba(test_in).max(1), j.predict_proba(test_out).max(1))
+        )
+        rows["mlp_msp"].append(
+            auroc(m.predict_proba(test_in).max(1), m.predict_proba(test_out).max(1))
+        )
+    table = Table(
+        f"Held-out classes: train on digits 0-4, outliers = test digits 5-9 "
+        f"(AUROC, {len(seeds)} seeds)",
+        [
+            ("score", "score", ""),
+            ("auroc", "AUROC mean", ".4f"),
+            ("std", "std", ".4f"),
+        ],
+    )
+    names = {
+        "jem_energy": "JEM score_samples (-energy)",
+        "jem_msp": "JEM max-softmax",
+        "mlp_msp": "MLP max-softmax",
+    }
+    for key, values in rows.items():
+        mean, std = mean_std(values)
+        table.add(score=names[key], auroc=mean, std=std, values=values)
+    a, b = np.mean(rows["jem_energy"]), np.mean(rows["mlp_msp"])
+    table.target(
+        "held-out classes: JEM score_samples at least as good as MLP max-softmax",
+        a >= b,
+        f"{a:.4f} vs {b:.4f}",
+    )
+    return table
+
+
+def samples_table(model, data, per_class):
+    X_train, X_test, y_train, y_test = data
+    judge = MLPClassifier(hidden_layer_sizes=(128,), max_iter=500, random_state=123)
+    judge.fit(X_train / 16, y_train)
+    judge_acc = judge.score(X_test / 16, y_test)
+
+    def features(X):
+        return np.maximum(X / 16 @ judge.coefs_[0] + judge.intercepts_[0], 0)
+
+    wanted = np.repeat(model.classes_, per_class)
+    tic = time.perf_counter()
+    S = model.sample(len(wanted), y=wanted, random_state=0)
+    sample_s = time.perf_counter() - tic
+    read = judge.predict(S / 16)
+    acc = float(np.mean(read == wanted))
+    rng = np.random.default_rng(1)
+    half = len(X_test) // 2
+    perm = rng.permutation(len(X_test))
+    fd = {
+        "JEM class-conditional samples vs test digits": frechet(
+            features(S), features(X_test)
+        ),
+        "real vs real (two halves of the test digits)": frechet(
+            features(X_test[perm[:half]]), features(X_test[perm[half:]])
+        ),
+        "real vs real (training vs test digits)": frechet(
+            features(X_train), features(X_test)
+        ),
+        "uniform noise vs test digits": frechet(
+            features(rng.uniform(0, 16, S.shape)), features(X_test)
+        ),
+    }
+    table = Table(
+        f"Class-conditional samples ({per_class} per class, fresh SGLD chains)",
+        [("what", "what", ""), ("value", "value", ".4f")],
+    )
+    table.add(
+        what="independent classifier's test accuracy on real digits", value=judge_acc
+    )
+    table.add(what="fraction of samples read as the requested class", value=acc)
+    for name, value in fd.items():
+        table.add(what=f"Frechet distance: {name}", value=value)
+    table.add(what="sampling time (s)", value=sample_s)
+    table.notes.append(
+        "The independent classifier is an MLPClassifier(hidden_layer_sizes=(128,)) "
+        "trained on the real training digits; the Frechet distance uses its hidden "
+        "ReLU features."
+    )
+    table.target(
+        ">= 90% of class-conditional samples read as the requested class",
+        acc >= 0.9,
+        f"{acc:.3f}",
+    )
+    return table, S, wanted
+
+
+def cost_table(data, device, epochs, repeats, sgld_steps=20):
+    X_train, _, y_train, _ = data
+    forced = dict(tol=0.0, n_iter_no_change=epochs + 1, max_iter=epochs)
+
+    def fit_mlp():
+        fit_quiet(mlp(0, **forced), X_train, y_train)
+
+    def fit_jem():
+        fit_quiet(
+            jem(0, device, calibrate=False, sgld_steps=sgld_steps, **forced),
+            X_train,
+            y_train,
+        )
+
+    times = interleaved_timings(
+        {"MLPClassifier": fit_mlp, "LangevinEBMClassifier": fit_jem}, repeats=repeats
+    )
+    t_m, t_j = min(times["MLPClassifier"]), min(times["LangevinEBMClassifier"])
+    ratio = t_j / t_m / (sgld_steps + 2)
+    table = Table(
+        f"Cost: {epochs} epochs, batch size {BATCH}, hidden {HIDDEN} "
+        f"(best of {repeats}, interleaved)",
+        [("model", "model", ""), ("fit_s", "fit time (s)", ".2f")],
+    )
+    table.add(model="MLPClassifier", fit_s=t_m, times=times["MLPClassifier"])
+    table.add(
+        model="LangevinEBMClassifier", fit_s=t_j, times=times["LangevinEBMClassifier"]
+    )
+    table.notes.append(
+        f"JEM / MLP = {t_j / t_m:.1f}x; divided by sgld_steps + 2 = {sgld_steps + 2}: "
+        f"{ratio:.2f}. Each JEM minibatch runs {sgld_steps} sampler passes (forward + "
+        "input gradient) and one forward + backward on data and samples together."
+    )
+    table.target(
+        "fit time <= 1.5 x (sgld_steps + 2) x MLPClassifier's",
+        ratio <= 1.5,
+        f"{ratio:.2f} x (sgld_steps + 2)",
+    )
+    return table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer seeds and epochs")
+    parser.add_argument("--out", default=str(RESULTS_DIR))
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    tic = time.perf_counter()
+    X, y = load_digits(return_X_y=True)
+    data = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
+    jem_kw = dict(max_iter=10) if args.quick else {}
+    report = Report(
+        "langevin" if not args.quick else "langevin_quick",
+        "LangevinEBMClassifier vs MLPClassifier on the digits",
+        machine_info(),
+        settings={"seeds": seeds, "hidden": HIDDEN, "batch_size": BATCH, **jem_kw},
+    )
+    report.intro.append(
+        "Digits (1797 x 64, pixel values 0-16), stratified 75/25 split "
+        "(random_state=0). LangevinEBMClassifier at its defaults: hidden (256, 256), "
+        "swish, 100 epochs at most, 20 SGLD steps per batch, temperature fitted on "
+        "10% of the training rows."
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tables, model = classification_tables(data, seeds, args.device, jem_kw)
+        for t in tables:
+            report.add(t)
+        report.add(held_out_classes_table(data, seeds[:3], args.device, jem_kw))
+        table, _, _ = samples_table(model, data, per_class=10 if args.quick else 50)
+        report.add(table)
+        report.add(
+            cost_table(data, args.device, epochs=3 if args.quick else 10, repeats=3)
+        )
+        if cuda_available() and args.device == "cpu":
+            report.intro.append("A CUDA device was present; see the CUDA run.")
+    elapsed = time.perf_counter() - tic
+    md, js = report.write(Path(args.out), elapsed)
+    print(md.read_text())
+    print(f"wrote {md} and {js}")
+
+
+if __name__ == "__main__":
+    main()

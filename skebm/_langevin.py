@@ -1,0 +1,591 @@
+"""JEM: a classifier whose logits define an energy, trained with SGLD negatives."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
+from skebm.base import _SEED_MAX
+from skebm.utils._docstring import substitute_docstring
+
+#: an energy beyond this magnitude means training has exploded
+_MAX_ENERGY = 1e4
+
+
+@substitute_docstring
+class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
+    """Classifier whose logits define an energy-based model (JEM).
+
+    A network f maps an input x to class logits f(x). It is a classifier,
+    p(y | x) = softmax f(x), and at the same time an energy-based model of the
+    inputs, E(x) = -logsumexp_y f(x)[y], so that log p(x) = -E(x) - log Z
+    (Grathwohl et al., 2020). Training maximises log p(y | x) + log p(x): the
+    cross-entropy, plus ``energy_weight`` times the contrastive-divergence estimate
+    of -log p(x), whose negative samples come from stochastic gradient Langevin
+    dynamics (SGLD) started from a replay buffer.
+
+    The energy makes the classifier a density model: :meth:`score_samples` (the
+    unnormalised log-density) detects out-of-distribution inputs, and
+    :meth:`sample` draws (class-conditional) inputs. Needs PyTorch.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(256, 256)
+        Sizes of the hidden layers of the default network (an MLP), as in
+        :class:`~sklearn.neural_network.MLPClassifier`. Ignored when ``module``
+        is given.
+    activation : {"swish", "silu", "elu", "softplus", "tanh", "logistic", "relu", \
+"identity"}, default="swish"
+        Hidden-layer activation. Smooth ones ("swish" = "silu", "elu",
+        "softplus") give the sampler smooth energy gradients; "relu" works but
+        trains less stably as an energy.
+    alpha : float, default=1e-4
+        L2 penalty on the weights, scaled as in MLPClassifier
+        (``alpha * 0.5 * ||W||^2 / batch_size``).
+    batch_size : int or "auto", default=64
+        Minibatch size; "auto" is ``min(200, n_samples)`` as in MLPClassifier.
+        Each minibatch gets as many SGLD samples.
+    learning_rate_init : float, default=1e-3
+        Step size of the Adam optimiser.
+    max_iter : int, default=100
+        Maximum number of epochs.
+    tol : float, default=1e-4
+        Training stops when the training cross-entropy (or the validation accuracy
+        with ``early_stopping``) has not improved by ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+    n_iter_no_change : int, default=20
+        See ``tol``. Twice MLPClassifier's default: the training cross-entropy
+        typically rises for ten epochs or so once the replay buffer starts to
+        hold good negatives, before it falls again.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified) and stop
+        when the validation accuracy stops improving; the best epoch is kept.
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping and for the
+        calibration temperature.
+    warm_start : bool, default=False
+        Continue from the current network (and replay buffer) on ``fit``.
+    sgld_steps : int, default=20
+        SGLD steps per minibatch: x <- x - sgld_step_size * grad E(x) +
+        sgld_noise * N(0, I), clamped to the internal range [-1, 1].
+    sgld_step_size : float, default=1.0
+        Gradient step of SGLD (JEM's value; with ``sgld_noise`` much smaller than
+        the Langevin value sqrt(2 * step), the sampler is the usual short-run,
+        low-temperature variant).
+    sgld_noise : float, default=0.01
+        Standard deviation of the SGLD noise.
+    buffer_size : int, default=10000
+        Number of persistent chains in the replay buffer.
+    reinit_freq : float, default=0.05
+        Fraction of chains restarted from uniform noise at each minibatch.
+    energy_weight : float, default=1.0
+        Weight of the log p(x) term; 0 gives a plain MLP classifier.
+    energy_l2 : float, default=0.1
+        L2 penalty on the energies of data and samples (keeps the energy's scale,
+        and training, stable).
+    calibrate : bool, default=True
+        Fit a temperature T on the held-out ``validation_fraction`` after training
+        so that ``predict_proba = softmax(f(x) / T)`` is calibrated (Guo et al.,
+        2017). The energy, ``predict`` and :meth:`score_samples` do not depend on T.
+        The held-out rows are used for training when ``calibrate=False`` and
+        ``early_stopping=False``.
+    module : callable or None, default=None
+        Factory of a custom network: ``module(n_features, n_classes)`` returns a
+        ``torch.nn.Module`` that maps a float tensor of shape
+        (batch, n_features), with values in [-1, 1], to logits of shape
+        (batch, n_classes). It must be differentiable with respect to its input
+        (the sampler needs grad_x) and have no batch-dependent layers in
+        evaluation mode. None builds the MLP of ``hidden_layer_sizes``.
+    {random_state}
+    {verbose}
+    {device}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Training cross-entropy after each epoch.
+    best_loss_ : float
+        Smallest value of ``loss_curve_``.
+    validation_scores_ : list of float
+        Validation accuracy after each epoch (only with ``early_stopping``).
+    best_validation_score_ : float
+        Best validation accuracy (only with ``early_stopping``).
+    temperature_ : float
+        Temperature of :meth:`predict_proba` (1.0 when not calibrated).
+    data_min_ : ndarray of shape (n_features,)
+        Per-feature minimum of the training data; with ``data_max_`` it maps the
+        inputs to the internal range [-1, 1] in which the sampler runs.
+    data_max_ : ndarray of shape (n_features,)
+        Per-feature maximum of the training data.
+    learning_rate_ : float
+        Current learning rate (lowered when training diverged).
+    random_state_ : RandomState
+        Generator drawn from ``random_state`` at the first fit.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPClassifier : The same network, trained on the
+        cross-entropy only.
+    skebm.RBM : An energy-based model of binary or real data without labels.
+
+    Notes
+    -----
+    **Input scale.** ``fit`` learns each feature's range and maps it linearly to
+    [-1, 1] (constant features to 0); the network sees these values, SGLD runs
+    and clamps in [-1, 1], and :meth:`sample` maps its samples back to the input
+    scale. Inputs outside the training range are not clipped at prediction time.
+
+    **Robustness.** An epoch whose loss or parameters become non-finite, or whose
+    energies exceed 1e4 in magnitude, is rolled back (network, optimiser and
+    replay buffer) and the learning rate is halved, with a ConvergenceWarning;
+    after three rollbacks in one fit a FloatingPointError says what to change.
+    Ctrl-C stops training and keeps the last completed batch, with a warning.
+
+    **Cost.** Each minibatch runs ``sgld_steps`` forward and backward passes of the
+    network for the sampler, plus one of the data and samples together: about
+    ``sgld_steps + 2`` times an MLPClassifier epoch.
+
+    References
+    ----------
+    .. [1] W. Grathwohl, K.-C. Wang, J.-H. Jacobsen, D. Duvenaud, M. Norouzi and
+       K. Swersky, "Your classifier is secretly an energy based model and you should
+       treat it like one", ICLR 2020.
+    .. [2] C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, "On calibration of modern
+       neural networks", ICML 2017.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skebm import LangevinEBMClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = LangevinEBMClassifier(max_iter=2, random_state=0).fit(X[:500], y[:500])
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 10)
+    >>> clf.sample(3, y=[0, 1, 2], random_state=0).shape
+    (3, 64)
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions(set(ACTIVATION_NAMES))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "warm_start": ["boolean"],
+        "sgld_steps": [Interval(Integral, 0, None, closed="left")],
+        "sgld_step_size": [Interval(Real, 0, None, closed="left")],
+        "sgld_noise": [Interval(Real, 0, None, closed="left")],
+        "buffer_size": [Interval(Integral, 1, None, closed="left")],
+        "reinit_freq": [Interval(Real, 0, 1, closed="both")],
+        "energy_weight": [Interval(Real, 0, None, closed="left")],
+        "energy_l2": [Interval(Real, 0, None, closed="left")],
+        "calibrate": ["boolean"],
+        "module": [callable, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "device": [str],
+    }
+
+    _stratify = True
+    _divergence_advice = (
+        "Lower `learning_rate_init` or `sgld_step_size`, raise `energy_l2`, or lower "
+        "`energy_weight`."
+    )
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(256, 256),
+        *,
+        activation="swish",
+        alpha=1e-4,
+        batch_size=64,
+        learning_rate_init=1e-3,
+        max_iter=100,
+        tol=1e-4,
+        n_iter_no_change=20,
+        early_stopping=False,
+        validation_fraction=0.1,
+        warm_start=False,
+        sgld_steps=20,
+        sgld_step_size=1.0,
+        sgld_noise=0.01,
+        buffer_size=10000,
+        reinit_freq=0.05,
+        energy_weight=1.0,
+        energy_l2=0.1,
+        calibrate=True,
+        module=None,
+        random_state=None,
+        verbose=0,
+        device="auto",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
+        self.sgld_steps = sgld_steps
+        self.sgld_step_size = sgld_step_size
+        self.sgld_noise = sgld_noise
+        self.buffer_size = buffer_size
+        self.reinit_freq = reinit_freq
+        self.energy_weight = energy_weight
+        self.energy_l2 = energy_l2
+        self.calibrate = calibrate
+        self.module = module
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    # -- fitting ---------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the classifier and energy model to (X, y) for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels (strings or integers; two or more classes).
+
+        Returns
+        -------
+        self : LangevinEBMClassifier
+            The fitted model.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """Run one epoch over (X, y), in order.
+
+        The first call initialises the model, including the per-feature input
+        ranges, from this batch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like of shape (n_classes,), default=None
+            All the classes; required on the first call, ignored afterwards.
+
+        Returns
+        -------
+        self : LangevinEBMClassifier
+            The updated model.
+        """
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def _validate_fit_data(self, X, y, *, reset, classes=None):
+        dtype = (np.float64, np.float32) if reset else self._dtype
+        X, y = validate_data(self, X, y, dtype=dtype, reset=reset)
+        check_classification_targets(y)
+        if reset:
+            labels = np.unique(y) if classes is None else np.unique(classes)
+            if labels.shape[0] < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least two classes; "
+                    f"got {labels.shape[0]} class."
+                )
+            self._encoder = LabelEncoder().fit(labels)
+            self.classes_ = self._encoder.classes_
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"y contains labels not seen before: {unknown.tolist()}; known classes "
+                f"are {self.classes_.tolist()}."
+            )
+        return X, self._encoder.transform(y)
+
+    def _fit(self, X, y=None, *, incremental, classes=None):
+        if incremental and classes is None and not hasattr(self, "classes_"):
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return super()._fit(X, y, incremental=incremental, classes=classes)
+
+    def _initialize(self, X, y):
+        self.data_min_ = X.min(axis=0)
+        self.data_max_ = X.max(axis=0)
+        span = self.data_max_ - self.data_min_
+        self._center = ((self.data_max_ + self.data_min_) / 2).astype(X.dtype)
+        self._scale = np.where(span > 0, 2.0 / np.where(span > 0, span, 1), 0.0).astype(
+            X.dtype
+        )
+        self.temperature_ = 1.0
+        self._buffer = None
+        self._buffer_seed = self.random_state_.randint(_SEED_MAX)
+
+    def _to_internal(self, X):
+        """The input scale -> [-1, 1] per feature (constant features -> 0)."""
+        return ((X - self._center) * self._scale).astype(self._dtype, copy=False)
+
+    def _from_internal(self, Z):
+        span = np.where(self._scale > 0, self._scale, 1)
+        return np.where(self._scale > 0, Z / span + self._center, self._center).astype(
+            self._dtype, copy=False
+        )
+
+    def _module_factory(self, be):
+        n_features, n_classes = self.n_features_in_, len(self.classes_)
+        if self.module is not None:
+            return lambda: self.module(n_features, n_classes)
+        hidden = self.hidden_layer_sizes
+        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+        return be.langevin.default_network(
+            n_features, n_classes, hidden, self.activation
+        )
+
+    def _needs_validation(self):
+        return self.early_stopping or self.calibrate
+
+    def _begin_fit(self, be, device, X, y):
+        if self._buffer is None:
+            gen = be.core.make_rng(self._buffer_seed, device)
+            like = be.core.asarray(X[:1], self._dtype, device)
+            buffer = be.langevin.uniform((self.buffer_size, X.shape[1]), like, gen)
+        else:
+            buffer = be.core.asarray(self._buffer, self._dtype, device)
+        self._buffer_t = buffer
+        self._peak = [None]
+
+    def _end_fit(self, be, device, X, y, X_val, y_val):
+        self._buffer = be.core.to_numpy(self._buffer_t).copy()
+        del self._buffer_t, self._peak
+        if X_val is not None and self.calibrate:
+            logits = be.core.asarray(self._logits(X_val), np.float64, device)
+            target = be.core.as_target(y_val, device)
+            self.temperature_ = be.langevin.fit_temperature(logits, target)
+
+    def _loss_fn(self, be, device, generator):
+        return be.langevin.make_train_loss(
+            self._net,
+            self._buffer_t,
+            sgld_steps=self.sgld_steps,
+            sgld_step_size=self.sgld_step_size,
+            sgld_noise=self.sgld_noise,
+            reinit_freq=self.reinit_freq,
+            energy_weight=self.energy_weight,
+            energy_l2=self.energy_l2,
+            generator=generator,
+            peak=self._peak,
+        )
+
+    def _network_input(self, X):
+        return self._to_internal(X)
+
+    def _divergence_reason(self):
+        peak, self._peak[0] = self._peak[0], None
+        if peak is not None and not float(peak) <= _MAX_ENERGY:
+            return f"energies reached {float(peak):.3g}"
+        return None
+
+    def _snapshot_extra(self):
+        return self._buffer_t.clone()
+
+    def _restore_extra(self, snap):
+        self._buffer_t.copy_(snap)
+
+    def _validation_score(self, X, y):
+        return float(np.mean(np.argmax(self._logits(X), axis=1) == y))
+
+    # -- inference -------------------------------------------------------------------
+
+    def _check_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+
+    def _logits(self, X):
+        """f(x) of validated rows in the input scale."""
+        return self._predict_tensor(
+            self._to_internal(X), lambda be, net, x: be.langevin.logits(net, x)
+        )
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            The log-probabilities log p(y | x) of the classes in ``classes_``.
+        """
+        z = self._logits(self._check_X(X)) / self.temperature_
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    def predict_proba(self, X):
+        """Class probabilities softmax(f(x) / temperature_).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            The probabilities p(y | x) of the classes in ``classes_``.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X):
+        """Most probable class of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted labels, from ``classes_``.
+        """
+        logits = self._logits(self._check_X(X))
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    def score_samples(self, X):
+        """Unnormalised log-density logsumexp_y f(x)[y] = -E(x).
+
+        Higher means more in-distribution: use it for out-of-distribution
+        detection. It equals log p(x) + log Z for an unknown constant log Z.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            The value -E(x) of each row.
+        """
+        z = self._logits(self._check_X(X))
+        m = z.max(axis=1)
+        return m + np.log(np.exp(z - m[:, None]).sum(axis=1))
+
+    def energy(self, X):
+        """Energy E(x) = -logsumexp_y f(x)[y] (lower = more probable).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        energy : ndarray of shape (n_samples,)
+            The energy E(x) of each row.
+        """
+        return -self.score_samples(X)
+
+    @validate_params(
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "y": ["array-like", None, Integral, str],
+            "n_steps": [Interval(Integral, 0, None, closed="left"), None],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def sample(self, n_samples=1, y=None, n_steps=None, random_state=None):
+        """Draw inputs from the model with fresh SGLD chains.
+
+        Chains start from uniform noise on the training range and run ``n_steps``
+        SGLD steps on E(x), or on E(x | y) = -f(x)[y] when ``y`` is given.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples (independent chains).
+        y : label, array-like of shape (n_samples,) or None, default=None
+            Class of each sample (one label for all); None samples p(x).
+        n_steps : int, default=None
+            SGLD steps; None uses ``10 * sgld_steps`` (fresh chains need longer
+            than the persistent ones of training).
+        random_state : int, RandomState instance or None, default=None
+            Seed of the chains; None draws one from the fitted ``random_state_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Samples in the input scale, inside the training range.
+        """
+        check_is_fitted(self)
+        codes = None
+        if y is not None:
+            labels = np.asarray(y, dtype=self.classes_.dtype).reshape(-1)
+            if labels.shape[0] == 1:
+                labels = np.repeat(labels, n_samples)
+            if labels.shape[0] != n_samples:
+                raise ValueError(
+                    f"y has {labels.shape[0]} labels but n_samples={n_samples}."
+                )
+            unknown = np.setdiff1d(labels, self.classes_)
+            if unknown.size:
+                raise ValueError(
+                    f"Unknown label(s) {unknown.tolist()} in y; known classes are "
+                    f"{self.classes_.tolist()}."
+                )
+            codes = self._encoder.transform(labels)
+        steps = 10 * self.sgld_steps if n_steps is None else n_steps
+        rs = check_random_state(
+            self.random_state_ if random_state is None else random_state
+        )
+        seed = rs.randint(_SEED_MAX)
+        be = self._torch()
+        device = be.core.resolve_device(self.device)
+        net = self._ensure_module(be, device)
+        gen = be.core.make_rng(seed, device)
+        like = be.core.asarray(np.zeros((1, self.n_features_in_)), self._dtype, device)
+        x0 = be.langevin.uniform((n_samples, self.n_features_in_), like, gen)
+        target = None if codes is None else be.core.as_target(codes, device)
+        x = be.langevin.sgld(
+            net, x0, steps, self.sgld_step_size, self.sgld_noise, gen, y=target
+        )
+        return self._from_internal(be.core.to_numpy(x))
+
+    # -- scikit-learn plumbing -------------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags

@@ -1,0 +1,410 @@
+"""LangevinEBMClassifier: the sampler against a known density, the energy / probability
+identities, determinism, robustness (rollback, interrupt) and the API contract."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp, softmax
+from sklearn.datasets import load_digits, make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tests.conftest import HAS_TORCH
+
+pytestmark = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+
+if HAS_TORCH:
+    import torch
+
+    from skebm import LangevinEBMClassifier
+    from skebm._backends.torch import langevin
+
+FAST = dict(
+    hidden_layer_sizes=(32,),
+    max_iter=5,
+    sgld_steps=5,
+    buffer_size=200,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600], y[:600]
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return LangevinEBMClassifier(**FAST).fit(X, y)
+
+
+# -- the sampler reproduces a known density -------------------------------------------
+
+
+class _Quadratic(torch.nn.Module if HAS_TORCH else object):
+    """One 'logit' f(x) = -E(x) with E(x) = 0.5 (x - mu)^T P (x - mu): a Gaussian."""
+
+    def __init__(self, mean, cov):
+        super().__init__()
+        self.mean = torch.as_tensor(mean, dtype=torch.float64)
+        self.precision = torch.linalg.inv(torch.as_tensor(cov, dtype=torch.float64))
+
+    def forward(self, x):
+        d = x - self.mean
+        return -0.5 * ((d @ self.precision) * d).sum(1, keepdim=True)
+
+
+def test_sgld_reproduces_gaussian_mean_and_covariance():
+    """With noise sqrt(2 * step) SGLD is unadjusted Langevin: it samples exp(-E)."""
+    mean = np.array([0.2, -0.1])
+    cov = np.array([[0.15**2, 0.5 * 0.15 * 0.1], [0.5 * 0.15 * 0.1, 0.1**2]])
+    net = _Quadratic(mean, cov)
+    gen = torch.Generator().manual_seed(0)
+    n_chains, step = 4000, 1e-4
+    x0 = torch.zeros(n_chains, 2, dtype=torch.float64)
+    x = langevin.sgld(net, x0, 1500, step, np.sqrt(2 * step), gen).numpy()
+    # Monte Carlo standard errors of the mean and of the covariance entries
+    se_mean = np.sqrt(np.diag(cov) / n_chains)
+    np.testing.assert_array_less(np.abs(x.mean(0) - mean), 4 * se_mean)
+    emp = np.cov(x.T)
+    se_cov = np.sqrt((cov**2 + np.outer(np.diag(cov), np.diag(cov))) / n_chains)
+    # + 2% for the discretisation bias of the unadjusted sampler at this step
+    np.testing.assert_array_less(np.abs(emp - cov), 4 * se_cov + 0.02 * np.abs(cov))
+
+
+def test_sgld_class_conditional_moves_towards_the_class():
+    """E(x | y) = -f(x)[y]: chains descend the logit of the requested class only."""
+
+    class TwoWells(torch.nn.Module):
+        def forward(self, x):
+            return torch.stack([-((x - 0.5) ** 2).sum(1), -((x + 0.5) ** 2).sum(1)], 1)
+
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.zeros(200, 3, dtype=torch.float64)
+    y = torch.tensor([0] * 100 + [1] * 100)
+    x = langevin.sgld(TwoWells(), x0, 200, 0.05, 0.0, gen, y=y).numpy()
+    np.testing.assert_allclose(x[:100], 0.5, atol=1e-6)
+    np.testing.assert_allclose(x[100:], -0.5, atol=1e-6)
+
+
+def test_temperature_minimises_validation_nll():
+    """Labels drawn from softmax(logits / 2): the NLL-optimal temperature is ~2."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 3, (3000, 4))
+    p = softmax(z / 2.0, axis=1)
+    labels = (p.cumsum(1) < rng.random((3000, 1))).sum(1)
+    logits, y = torch.as_tensor(z), torch.as_tensor(labels)
+    t = langevin.fit_temperature(logits, y)
+    assert t == pytest.approx(2.0, rel=0.1)
+
+    def nll(temp):
+        return float(torch.nn.functional.cross_entropy(logits / temp, y))
+
+    assert nll(t) <= min(nll(t * 1.05), nll(t / 1.05)) + 1e-9
+    assert nll(t) <= nll(1.0)
+
+
+# -- the estimator's identities ---------------------------------------------------------
+
+
+def test_energy_probabilities_and_scores_are_consistent(fitted, digits):
+    X, _ = digits
+    logits = fitted._logits(X[:50].astype(np.float64))
+    proba = fitted.predict_proba(X[:50])
+    np.testing.assert_allclose(proba, softmax(logits / fitted.temperature_, axis=1))
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_allclose(
+        fitted.predict_log_proba(X[:50]), np.log(proba), rtol=1e-6, atol=1e-9
+    )
+    np.testing.assert_allclose(fitted.score_samples(X[:50]), logsumexp(logits, axis=1))
+    np.testing.assert_allclose(fitted.energy(X[:50]), -fitted.score_samples(X[:50]))
+    np.testing.assert_array_equal(
+        fitted.predict(X[:50]), fitted.classes_[np.argmax(logits, axis=1)]
+    )
+
+
+def test_logits_are_the_network_on_the_scaled_input(fitted, digits):
+    X, _ = digits
+    span = fitted.data_max_ - fitted.data_min_
+    mid = (fitted.data_max_ + fitted.data_min_) / 2
+    Z = np.where(span > 0, 2 * (X[:5] - mid) / np.where(span > 0, span, 1), 0.0)
+    with torch.no_grad():
+        expected = fitted._net(torch.as_tensor(Z)).numpy()
+    np.testing.assert_allclose(fitted._logits(X[:5].astype(float)), expected)
+
+
+def test_deterministic_given_random_state(digits):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = LangevinEBMClassifier(**FAST).fit(X, y)
+        b = LangevinEBMClassifier(**FAST).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    np.testing.assert_array_equal(
+        a.sample(4, y=3, random_state=1), b.sample(4, y=3, random_state=1)
+    )
+    assert a.temperature_ == b.temperature_
+
+
+def test_global_torch_random_state_is_untouched(digits):
+    X, y = digits
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        LangevinEBMClassifier(**FAST).fit(X, y).sample(2)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+# -- sampling ---------------------------------------------------------------------------
+
+
+def test_sample_shapes_range_and_labels(fitted, digits):
+    X, _ = digits
+    s = fitted.sample(6, y=[0, 1, 2, 3, 4, 5], n_steps=5, random_state=0)
+    assert s.shape == (6, 64) and s.dtype == np.float64
+    assert np.all(s >= fitted.data_min_ - 1e-9) and np.all(s <= fitted.data_max_ + 1e-9)
+    constant = fitted.data_max_ == fitted.data_min_
+    np.testing.assert_array_equal(s[:, constant], X[:6, constant])
+    assert fitted.sample(3, y=7, n_steps=2).shape == (3, 64)
+    assert fitted.sample(n_steps=0).shape == (1, 64)
+
+
+def test_sample_rejects_unknown_label_and_length_mismatch(fitted):
+    with pytest.raises(ValueError, match="Unknown label"):
+        fitted.sample(2, y=[0, 11])
+    with pytest.raises(ValueError, match="n_samples=3"):
+        fitted.sample(3, y=[0, 1])
+
+
+def test_string_labels_and_class_conditional_samples():
+    X, y = make_blobs(200, centers=[[-2, -2], [2, 2]], cluster_std=0.5, random_state=0)
+    labels = np.array(["neg", "pos"])[y]
+    clf = LangevinEBMClassifier(
+        hidden_layer_sizes=(32,), max_iter=40, learning_rate_init=0.01, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, labels)
+    assert clf.score(X, labels) > 0.95
+    s = clf.sample(40, y="pos", random_state=0)
+    assert np.mean(clf.predict(s) == "pos") > 0.9
+
+
+# -- fitting API ---------------------------------------------------------------------
+
+
+def test_partial_fit_needs_classes_then_accumulates(digits):
+    X, y = digits
+    clf = LangevinEBMClassifier(**FAST)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:300], y[:300], classes=np.arange(10))
+    clf.partial_fit(X[300:], y[300:])
+    assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 2
+    with pytest.raises(ValueError, match="not seen before"):
+        clf.partial_fit(X[:5], np.full(5, 12))
+
+
+def test_warm_start_continues(digits):
+    X, y = digits
+    clf = LangevinEBMClassifier(**{**FAST, "max_iter": 2}, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y).fit(X, y)
+    assert clf.n_iter_ == 4
+
+
+def test_early_stopping_records_validation_scores(digits):
+    X, y = digits
+    clf = LangevinEBMClassifier(
+        **{**FAST, "max_iter": 30}, early_stopping=True, n_iter_no_change=2
+    ).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ < 30
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+
+
+def test_float32_is_kept(digits):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LangevinEBMClassifier(**FAST).fit(X.astype(np.float32), y)
+    assert clf._net[0].weight.dtype == torch.float32
+    assert clf.sample(2).dtype == np.float32
+
+
+def test_one_class_is_an_error():
+    with pytest.raises(ValueError, match="at least two classes"):
+        LangevinEBMClassifier(**FAST).fit(np.zeros((5, 2)), np.ones(5))
+
+
+def test_nan_input_is_an_error(fitted):
+    X = np.zeros((3, 64))
+    X[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.predict(X)
+
+
+def test_custom_module_factory(digits):
+    X, y = digits
+
+    def factory(n_features, n_classes):
+        return torch.nn.Sequential(
+            torch.nn.Linear(n_features, 16),
+            torch.nn.ELU(),
+            torch.nn.Linear(16, n_classes),
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LangevinEBMClassifier(**FAST, module=factory).fit(X, y)
+    assert clf._net[0].out_features == 16
+    assert clf.predict_proba(X[:3]).shape == (3, 10)
+
+
+def test_pickle_round_trip_holds_numpy_state_only(fitted, digits):
+    X, _ = digits
+    blob = pickle.dumps(fitted)
+    clone = pickle.loads(blob)
+    assert clone._net is None  # rebuilt lazily from NumPy state
+    state = {k: v for k, v in clone.__dict__.items() if k != "module"}
+    for value in _leaves(state):
+        assert not type(value).__module__.startswith("torch"), type(value)
+    np.testing.assert_array_equal(clone.predict_proba(X), fitted.predict_proba(X))
+    np.testing.assert_array_equal(
+        clone.sample(2, random_state=0, n_steps=3),
+        fitted.sample(2, random_state=0, n_steps=3),
+    )
+
+
+def _leaves(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _leaves(v)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            yield from _leaves(v)
+    else:
+        yield obj
+
+
+def test_pipeline_and_grid_search(digits):
+    X, y = digits
+    pipe = make_pipeline(
+        StandardScaler(), LangevinEBMClassifier(**FAST, learning_rate_init=0.01)
+    )
+    search = GridSearchCV(
+        pipe, {"langevinebmclassifier__energy_weight": [0.0, 1.0]}, cv=2
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+    assert search.best_score_ > 0.7
+
+
+def test_verbose_prints_one_line_per_epoch(digits, capsys):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        LangevinEBMClassifier(**{**FAST, "max_iter": 3}, verbose=1).fit(X, y)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "epoch" in ln]
+    assert len(lines) == 3
+
+
+# -- robustness ------------------------------------------------------------------------
+
+
+class _Exploding(torch.nn.Module if HAS_TORCH else object):
+    """An MLP whose output is inf for the first ``bad_calls`` training-mode calls."""
+
+    def __init__(self, n_features, n_classes, bad_calls):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(n_features, 16),
+            torch.nn.SiLU(),
+            torch.nn.Linear(16, n_classes),
+        )
+        self.calls = 0
+        self.bad_calls = bad_calls
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.training:
+            self.calls += 1
+            if self.calls <= self.bad_calls:
+                return out * float("inf")
+        return out
+
+
+def test_divergence_rolls_back_warns_and_recovers(digits):
+    X, y = digits
+    clf = LangevinEBMClassifier(
+        **{**FAST, "max_iter": 3}, module=lambda n, k: _Exploding(n, k, bad_calls=1)
+    )
+    with pytest.warns(ConvergenceWarning, match="rolled back"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 3
+    assert clf.learning_rate_ == pytest.approx(FAST.get("learning_rate_init", 1e-3) / 2)
+    assert np.all(np.isfinite(clf.predict_proba(X)))
+
+
+def test_repeated_divergence_raises_naming_the_parameters(digits):
+    X, y = digits
+    clf = LangevinEBMClassifier(
+        **FAST, module=lambda n, k: _Exploding(n, k, bad_calls=10**9)
+    )
+    with pytest.raises(FloatingPointError, match="learning_rate_init.*sgld_step_size"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+
+
+def test_keyboard_interrupt_keeps_a_usable_model(digits):
+    X, y = digits
+
+    class Interrupting(_Exploding):
+        def forward(self, x):
+            out = self.net(x)
+            if self.training:
+                self.calls += 1
+                if self.calls == 30:
+                    raise KeyboardInterrupt
+            return out
+
+    clf = LangevinEBMClassifier(**FAST, module=lambda n, k: Interrupting(n, k, 0))
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    assert np.all(np.isfinite(clf.predict_proba(X)))
+    assert clf.sample(2, n_steps=2).shape == (2, 64)
+
+
+def test_default_settings_train_without_rollback_on_five_seeds(digits):
+    X, y = digits
+    for seed in range(5):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("error", message=".*rolled back.*")
+            clf = LangevinEBMClassifier(max_iter=8, random_state=seed).fit(X, y)
+        assert clf.learning_rate_ == clf.learning_rate_init
+        assert clf.score(X, y) > 0.9
+
+
+@pytest.mark.cuda
+def test_cuda_fit_then_cpu_load(digits):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LangevinEBMClassifier(**FAST, device="cuda").fit(X, y)
+    proba = clf.predict_proba(X)
+    clone = pickle.loads(pickle.dumps(clf))
+    clone.set_params(device="cpu")
+    np.testing.assert_allclose(clone.predict_proba(X), proba, rtol=1e-4, atol=1e-6)

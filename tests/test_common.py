@@ -8,7 +8,7 @@ with the reason; there are none.
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skebm import RBM, HopfieldMemory, LangevinEBMClassifier
+from skebm import RBM, HopfieldMemory, LangevinEBMClassifier, VAETransformer
 from tests.conftest import BACKENDS, HAS_TORCH
 
 #: estimator class -> list of fast constructor-argument dicts (one per variant)
@@ -47,6 +47,23 @@ TORCH_ONLY_ARGS = {
             sgld_steps=2,
             buffer_size=100,
             random_state=0,
+        ),
+    ],
+    VAETransformer: [
+        dict(
+            n_components=2,
+            hidden_layer_sizes=(8,),
+            max_iter=5,
+            n_importance_samples=10,
+            random_state=0,
+        ),
+        dict(
+            n_components=2,
+            hidden_layer_sizes=(8,),
+            max_iter=5,
+            n_importance_samples=10,
+            random_state=0,
+            conditional=True,
         ),
     ],
 }

@@ -61,7 +61,7 @@ def test_torch_only_estimators_without_torch_say_how_to_install():
         """
         import numpy as np
         import skebm
-        for cls in (skebm.LangevinEBMClassifier,):
+        for cls in (skebm.LangevinEBMClassifier, skebm.VAETransformer):
             est = cls()
             repr(est)  # constructing and printing needs no torch
             try:
@@ -73,6 +73,7 @@ def test_torch_only_estimators_without_torch_say_how_to_install():
     )
     assert result.returncode == 0, result.stderr
     assert "LangevinEBMClassifier needs PyTorch" in result.stdout
+    assert "VAETransformer needs PyTorch" in result.stdout
     assert "pip install torch" in result.stdout
 
 

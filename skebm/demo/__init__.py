@@ -12,7 +12,7 @@ import pathlib
 import time
 
 #: the demo sections, in the order they run
-SECTIONS = ("rbm", "hopfield", "langevin")
+SECTIONS = ("rbm", "hopfield", "langevin", "vae")
 
 
 def print_table(rows):

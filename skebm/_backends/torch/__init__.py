@@ -1,5 +1,5 @@
 """PyTorch backend: the only place in skebm that imports torch."""
 
-from skebm._backends.torch import core, hopfield, langevin, nn, rbm
+from skebm._backends.torch import core, hopfield, langevin, nn, rbm, vae
 
-__all__ = ["core", "hopfield", "langevin", "nn", "rbm"]
+__all__ = ["core", "hopfield", "langevin", "nn", "rbm", "vae"]

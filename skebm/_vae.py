@@ -1,0 +1,798 @@
+"""Variational autoencoder as a scikit-learn transformer and density model."""
+
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skebm._neural import NeuralFitMixin
+from skebm.base import _SEED_MAX, EnergyMixin
+from skebm.utils._docstring import substitute_docstring
+
+#: the names of ``skebm._backends.torch.nn.ACTIVATIONS`` (kept equal by a test)
+ACTIVATION_NAMES = frozenset(
+    {"identity", "logistic", "tanh", "relu", "elu", "softplus", "swish", "silu"}
+)
+
+#: score_samples evaluates this many (row, importance sample) pairs per decoder call
+_PAIRS_PER_CALL = 2**16
+
+
+@substitute_docstring
+class VAETransformer(
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    EnergyMixin,
+    NeuralFitMixin,
+    BaseEstimator,
+):
+    """Variational autoencoder: a nonlinear latent-variable model of the rows of X.
+
+    The model is p(x, z) = p(z) p(x | z) with a standard normal prior p(z) on
+    ``n_components`` latent variables and a decoder network giving p(x | z):
+    independent Bernoulli pixels (from logits) or an isotropic Gaussian around a
+    decoded mean. An encoder network gives the approximate posterior
+    q(z | x) = N(mu(x), diag(sigma^2(x))); both are trained together by maximising
+    the evidence lower bound (ELBO) with Adam (Kingma and Welling, 2014).
+
+    :meth:`transform` returns the posterior mean mu(x), :meth:`inverse_transform` the
+    decoder mean, :meth:`sample` draws new rows and :meth:`score_samples` estimates
+    log p(x) by importance sampling (the IWAE bound). With ``conditional=True`` the
+    decoder is p(x | z, y) (a conditional VAE): ``fit`` needs labels and
+    :meth:`sample` generates requested classes, while :meth:`transform` still needs
+    X only.
+
+    Needs PyTorch. Read more in the :ref:`User Guide <vae>`.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the latent space (of the output of :meth:`transform`).
+
+    hidden_layer_sizes : array-like of shape (n_layers,), default=(256,)
+        Widths of the encoder's hidden layers; the decoder mirrors them. ``()``
+        gives linear encoder and decoder: with ``likelihood="gaussian"`` the model
+        is probabilistic PCA.
+
+    activation : {"relu", "tanh", "logistic", "identity", "elu", "softplus", \
+"swish", "silu"}, default="relu"
+        Activation of the hidden layers.
+
+    likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
+        The decoder's distribution p(x | z). "bernoulli" reads each feature as the
+        probability of a binary pixel: data must lie in [0, 1] (values strictly
+        inside give the cross-entropy, not a normalised density). "gaussian" is an
+        isotropic normal with one learned variance shared by all features. "auto"
+        picks "bernoulli" when the training data lie in [0, 1], "gaussian"
+        otherwise; the choice is stored in ``likelihood_``.
+
+    beta : float, default=1.0
+        Weight of the KL term of the ELBO (the beta-VAE of Higgins et al., 2017).
+        Values above 1 favour disentangled, smoother latent spaces, below 1 sharper
+        reconstructions.
+
+    conditional : bool, default=False
+        Learn p(x | z, y) from the labels given to :meth:`fit`. The encoder
+        q(z | x) does not see y, so :meth:`transform` needs X only.
+
+    n_importance_samples : int, default=100
+        Default number k of importance samples of :meth:`score_samples`.
+
+    max_iter : int, default=200
+        Maximum number of epochs of :meth:`fit`.
+
+    batch_size : int or "auto", default="auto"
+        Rows per minibatch; "auto" uses ``min(200, n_samples)``.
+
+    learning_rate_init : float, default=1e-3
+        Step size of Adam.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weight matrices (as in MLPClassifier:
+        ``alpha * 0.5 * ||W||^2 / batch_size`` is added to each batch loss).
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows, stop when their
+        ELBO stops improving and keep the best weights.
+
+    validation_fraction : float, default=0.1
+        Fraction of the rows held out for early stopping (stratified by y for
+        conditional models).
+
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` (of the training loss, or of the
+        validation ELBO with early stopping) before training stops.
+
+    tol : float, default=1e-4
+        Improvement in nats per row that counts as progress.
+
+    warm_start : bool, default=False
+        Continue from the fitted weights in :meth:`fit` instead of starting anew.
+
+    {random_state}
+
+    {verbose}
+
+    {device}
+
+    Attributes
+    ----------
+    likelihood_ : {"bernoulli", "gaussian"}
+        The decoder's distribution in use ("auto" resolved).
+
+    classes_ : ndarray of shape (n_classes,)
+        The labels of a conditional model (absent otherwise).
+
+    class_prior_ : ndarray of shape (n_classes,)
+        Frequencies of the labels in the first fit of a conditional model: the
+        class prior used where :meth:`sample`, :meth:`inverse_transform` or
+        :meth:`score_samples` get no label.
+
+    n_iter_ : int
+        Number of epochs run (summed over warm starts and ``partial_fit`` calls).
+
+    loss_curve_ : list of float
+        Training loss of each epoch: the negative beta-weighted ELBO per row, in
+        nats, of the data in input units.
+
+    best_loss_ : float
+        Smallest value of ``loss_curve_``.
+
+    validation_scores_ : list of float
+        With early stopping, the validation ELBO per row after each epoch.
+
+    best_validation_score_ : float
+        With early stopping, the best of ``validation_scores_``.
+
+    learning_rate_ : float
+        Learning rate in use: ``learning_rate_init``, halved after each divergence
+        that training recovered from.
+
+    random_state_ : RandomState
+        Random number generator from which fit and sampling draw their seeds.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : The linear, deterministic counterpart
+        (``hidden_layer_sizes=()`` with a Gaussian likelihood is its
+        probabilistic version).
+    skebm.RBM : An undirected latent-variable model with binary hidden units.
+
+    Notes
+    -----
+    **Training.** Each minibatch step maximises the ELBO
+    E_q[log p(x | z, y)] - beta KL(q(z | x) || p(z)) averaged over the batch: one
+    reparameterised draw z = mu + sigma * eps per row for the first term, the KL
+    term in closed form. Divergence (a non-finite loss or parameters) rolls the
+    epoch back, halves the learning rate and warns; after three rollbacks
+    :meth:`fit` raises an error that says what to change.
+
+    **Data scale.** With the Gaussian likelihood the data are centred per feature
+    and divided by one global scale (the root mean feature variance) internally;
+    the model, its outputs and :meth:`score_samples` are in input units (the
+    log-density includes the Jacobian ``-n_features * log(scale)``). One scale
+    keeps the noise isotropic in input units, so put a
+    :class:`~sklearn.preprocessing.StandardScaler` first when features have very
+    different scales. The noise variance is floored at 1e-6 times the squared
+    scale.
+
+    **Log-likelihood.** :meth:`score_samples` returns the importance-weighted bound
+    L_k = log (1/k) sum_i p(x, z_i) / q(z_i | x) with z_i drawn from q(z | x)
+    (Burda, Grosse and Salakhutdinov, 2016). L_1 is an ELBO, L_k grows with k
+    (in expectation) and reaches log p(x) as k goes to infinity. The draws of a
+    row are a deterministic function of the row's values and a seed drawn at fit
+    time (a hash of the row seeds a counter-based generator): the score of a row
+    does not depend on the other rows or their order, repeated calls agree, and
+    different rows get independent draws, so the Monte Carlo error averages out
+    in :meth:`score`. Weights are accumulated in float64 by a running logsumexp.
+    Conditional models marginalise the label with ``class_prior_``. Bernoulli
+    models clip rows outside [0, 1] into it, with a warning.
+
+    References
+    ----------
+    D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+
+    Y. Burda, R. Grosse and R. Salakhutdinov, "Importance Weighted Autoencoders",
+    ICLR 2016.
+
+    K. Sohn, H. Lee and X. Yan, "Learning Structured Output Representation using
+    Deep Conditional Generative Models", NeurIPS 2015.
+
+    I. Higgins et al., "beta-VAE: Learning Basic Visual Concepts with a
+    Constrained Variational Framework", ICLR 2017.
+
+    M. E. Tipping and C. M. Bishop, "Probabilistic Principal Component Analysis",
+    JRSS B 61, 1999.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skebm import VAETransformer
+    >>> X = np.random.default_rng(0).random((60, 5))
+    >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(16,), max_iter=20,
+    ...                      random_state=0)
+    >>> vae.fit(X).transform(X).shape
+    (60, 2)
+    >>> vae.likelihood_
+    'bernoulli'
+    >>> vae.sample(3, random_state=0).shape
+    (3, 5)
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATION_NAMES))],
+        "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "conditional": ["boolean"],
+        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "device": [str],
+    }
+
+    _divergence_advice = (
+        "Lower `learning_rate_init`, add `alpha`, or scale the data (MinMaxScaler "
+        "for likelihood='bernoulli', StandardScaler for 'gaussian')."
+    )
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256,),
+        activation="relu",
+        likelihood="auto",
+        beta=1.0,
+        conditional=False,
+        n_importance_samples=100,
+        max_iter=200,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        alpha=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        device="auto",
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.beta = beta
+        self.conditional = conditional
+        self.n_importance_samples = n_importance_samples
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    # -- fitting ---------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the encoder and decoder by maximising the ELBO for ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (densified).
+        y : array-like of shape (n_samples,), default=None
+            Class labels; required when ``conditional=True``, ignored otherwise.
+
+        Returns
+        -------
+        self : VAETransformer
+            The fitted model.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, classes=None):
+        """Run one epoch over X, in order, in minibatches of ``batch_size``.
+
+        The first call initialises the model as :meth:`fit` does.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,), default=None
+            Class labels; required when ``conditional=True``, ignored otherwise.
+        classes : array-like of shape (n_classes,), default=None
+            All the labels of a conditional model, given on the first call; None
+            uses the labels present in that call's y.
+
+        Returns
+        -------
+        self : VAETransformer
+            The updated model.
+        """
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    @property
+    def _stratify(self):
+        return bool(self.conditional)
+
+    def _validate_fit_data(self, X, y, reset, classes):
+        dtype = (np.float64, np.float32) if reset else self._dtype
+        X = _dense(
+            validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
+        )
+        if reset:
+            self._check_hidden_layer_sizes()
+            self.likelihood_ = self._resolve_likelihood(X)
+            self._fit_data_scale(X)
+        self._check_unit_interval(X, "fit")
+        if not self.conditional:
+            return self._scaled(X), None
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is "
+                "None: conditional=True learns p(x | z, y) from class labels. Pass "
+                "y to fit, or set conditional=False."
+            )
+        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"y should be a 1d array with one label per row of X, got shape "
+                f"{y.shape} for {X.shape[0]} rows."
+            )
+        check_classification_targets(y)
+        if reset:
+            self.classes_ = np.unique(y if classes is None else classes)
+            counts = np.array([np.sum(y == c) for c in self.classes_], dtype=float)
+            self.class_prior_ = counts / counts.sum()
+        return self._scaled(X), self._class_codes(y)
+
+    def _check_hidden_layer_sizes(self):
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size and (
+            sizes.ndim != 1
+            or not np.issubdtype(sizes.dtype, np.integer)
+            or sizes.min() < 1
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+
+    def _resolve_likelihood(self, X):
+        if self.likelihood != "auto":
+            return self.likelihood
+        in_range = X.size == 0 or (X.min() >= 0.0 and X.max() <= 1.0)
+        return "bernoulli" if in_range else "gaussian"
+
+    def _fit_data_scale(self, X):
+        """Per-feature centre and one global scale (Gaussian); identity (Bernoulli)."""
+        n_features = X.shape[1]
+        if self.likelihood_ == "bernoulli":
+            self._x_offset = np.zeros(n_features, dtype=X.dtype)
+            self._x_scale = 1.0
+            return
+        self._x_offset = X.mean(axis=0)
+        scale = float(np.sqrt(np.mean(X.var(axis=0, dtype=np.float64))))
+        self._x_scale = scale if scale > 0 and np.isfinite(scale) else 1.0
+
+    def _check_unit_interval(self, X, where):
+        if self.likelihood_ != "bernoulli" or X.size == 0:
+            return
+        if X.min() < 0.0 or X.max() > 1.0:
+            raise ValueError(
+                f"X passed to {where} has values in [{X.min():.3g}, {X.max():.3g}], "
+                "outside [0, 1]: the Bernoulli likelihood reads features as "
+                "probabilities. Scale the data into [0, 1] (e.g. MinMaxScaler), or "
+                "use likelihood='gaussian' (or 'auto', which picks it for such data)."
+            )
+
+    def _clip_unit_interval(self, X):
+        """Bernoulli scores of rows outside [0, 1]: clip them (and say so)."""
+        if self.likelihood_ != "bernoulli" or X.size == 0:
+            return X
+        if X.min() < 0.0 or X.max() > 1.0:
+            warnings.warn(
+                f"X has values in [{X.min():.3g}, {X.max():.3g}], outside [0, 1], "
+                "where the Bernoulli likelihood is defined: they are clipped to "
+                "[0, 1] for score_samples. In a Pipeline, MinMaxScaler(clip=True) "
+                "keeps new data in range.",
+                UserWarning,
+                stacklevel=3,
+            )
+            X = np.clip(X, 0.0, 1.0)
+        return X
+
+    def _scaled(self, X):
+        """Data in the model's units: (X - centre) / scale."""
+        if self.likelihood_ == "bernoulli":
+            return X
+        return ((X - self._x_offset) / self._x_scale).astype(X.dtype, copy=False)
+
+    def _unscaled(self, X):
+        if self.likelihood_ == "bernoulli":
+            return X
+        return (X * self._x_scale + self._x_offset).astype(X.dtype, copy=False)
+
+    @property
+    def _log_jacobian(self):
+        """log |d(scaled x) / dx| = -n_features * log(scale)."""
+        return -self.n_features_in_ * math.log(self._x_scale)
+
+    def _class_codes(self, y):
+        """Labels -> indices into ``classes_``; a clear error for unknown labels."""
+        y = np.asarray(y)
+        known = np.isin(y, self.classes_)
+        if not known.all():
+            raise ValueError(
+                f"y contains labels not seen in the first fit: "
+                f"{np.unique(y[~known]).tolist()}; known labels are "
+                f"{self.classes_.tolist()}."
+            )
+        return np.searchsorted(self.classes_, y)
+
+    def _initialize(self, X, y):
+        self._score_seed = self.random_state_.randint(_SEED_MAX)
+
+    @staticmethod
+    def _vae(be):
+        return be.vae
+
+    @property
+    def _n_classes(self):
+        return len(self.classes_) if self.conditional else 0
+
+    def _module_factory(self, be):
+        vae = self._vae(be)
+        args = (
+            self.n_features_in_,
+            self.n_components,
+            tuple(int(h) for h in np.atleast_1d(self.hidden_layer_sizes)),
+            self.activation,
+            self.likelihood_,
+            self._n_classes,
+        )
+        return lambda: vae.VAE(*args)
+
+    def _loss_fn(self, be, device, generator):
+        vae, net, beta = self._vae(be), self._net, float(self.beta)
+        shift = -self._log_jacobian  # report the loss in input units
+
+        def loss_fn(xb, yb):
+            eps = vae.standard_normal((xb.shape[0], self.n_components), generator, xb)
+            y = None if yb is None else vae.one_hot(yb, self._n_classes, xb.dtype)
+            loss = -vae.elbo(net, xb, eps, y, beta).mean()
+            return loss, loss.detach() + shift
+
+        return loss_fn
+
+    def _validation_score(self, X, y):
+        return float(np.mean(self._bound(X, 1, y))) + self._log_jacobian
+
+    # -- inference -------------------------------------------------------------------
+
+    def _check_X(self, X):
+        check_is_fitted(self)
+        return _dense(
+            validate_data(
+                self,
+                X,
+                accept_sparse="csr",
+                dtype=(np.float64, np.float32),
+                reset=False,
+            )
+        )
+
+    def _labels(self, y, n_rows, where):
+        """One-hot rows of the labels y (None stays None), checked against classes_."""
+        if y is None:
+            return None
+        y = np.asarray(y)
+        if y.ndim == 0:
+            y = np.full(n_rows, y.item())
+        if y.shape != (n_rows,):
+            raise ValueError(
+                f"y passed to {where} must be one label or one label per row "
+                f"({n_rows}), got shape {y.shape}."
+            )
+        return np.eye(len(self.classes_), dtype=self._dtype)[self._class_codes(y)]
+
+    def _bound(self, X_scaled, k, codes=None):
+        """L_k per row of scaled data (no Jacobian), float64.
+
+        ``codes`` (class indices) give log p(x | y); None marginalises y. Each row
+        gets its own k draws, a function of its values and the fit's seed only.
+        """
+        be = self._torch()
+        vae = self._vae(be)
+        device = be.core.resolve_device(self.device)
+        log_prior = None
+        if self.conditional:
+            log_prior = be.core.asarray(np.log(self.class_prior_), np.float64, device)
+        n_features = X_scaled.shape[1]
+        X_model = np.asarray(X_scaled, dtype=self._dtype)
+        if codes is not None:
+            labels = np.eye(len(self.classes_), dtype=self._dtype)[codes]
+            X_model = np.hstack([X_model, labels])
+        # bound the memory: rows x draws x classes pairs per decoder call
+        n_classes = max(self._n_classes, 1)
+        rows = max(1, _PAIRS_PER_CALL // (k * n_classes))
+        chunk = max(1, _PAIRS_PER_CALL // (rows * n_classes))
+        out = []
+        for start in range(0, X_model.shape[0], rows):
+            block = X_model[start : start + rows]
+            eps = _row_normal_draws(
+                block[:, :n_features], self._score_seed, k, self.n_components
+            )
+            eps_t = be.core.asarray(eps, np.float64, device)
+
+            def fn(be, net, b, eps_t=eps_t):
+                y = b[:, n_features:] if codes is not None else None
+                return vae.log_marginal_likelihood(
+                    net, b[:, :n_features], eps_t, y, log_prior, chunk
+                )
+
+            out.append(self._predict_tensor(block, fn, batch_rows=rows))
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def transform(self, X):
+        """Encode X: the posterior mean E[z | x] under q(z | x).
+
+        Deterministic, and each row's code depends on that row only.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Latent codes, in the dtype of X.
+        """
+        X = self._check_X(X)
+        vae = self._vae(self._torch())
+        Z = self._predict_tensor(
+            self._scaled(X), lambda be, net, x: vae.posterior_mean(net, x)
+        )
+        return Z.astype(X.dtype, copy=False)
+
+    def inverse_transform(self, X, y=None):
+        """Decode latent codes: the decoder mean E[x | z, y], in input units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent codes (for instance from :meth:`transform`).
+        y : array-like of shape (n_samples,) or a label, default=None
+            Labels of a conditional model. None averages the decoder means of
+            every class with the weights ``class_prior_`` (the class-marginal
+            mean E[x | z]). Ignored by unconditional models.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            Reconstructions (probabilities for the Bernoulli likelihood), in the
+            dtype of the input codes.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=(np.float64, np.float32))
+        if Z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but inverse_transform expects "
+                f"{self.n_components} (n_components)."
+            )
+        return self._decode(Z, y, return_mean=True, seed=0).astype(Z.dtype, copy=False)
+
+    def _decode(self, Z, y, *, return_mean, seed):
+        be = self._torch()
+        vae = self._vae(be)
+        device = be.core.resolve_device(self.device)
+        labels = self._labels(y, Z.shape[0], "inverse_transform or sample")
+        prior = None
+        if self.conditional:
+            prior = be.core.asarray(self.class_prior_, self._dtype, device)
+        generator = be.core.make_rng(seed, device)
+        if labels is None and self.conditional:
+            out = self._predict_tensor(
+                Z, lambda be, net, z: vae.reconstruction_mean(net, z, None, prior)
+            )
+        else:
+            Zy = Z if labels is None else np.hstack([Z, labels]).astype(self._dtype)
+            d = self.n_components
+
+            def fn(be, net, zy):
+                y = zy[:, d:] if labels is not None else None
+                return vae.generate(net, zy[:, :d], y, return_mean, generator)
+
+            out = self._predict_tensor(Zy, fn)
+        return self._unscaled(out)
+
+    def score_samples(self, X, n_importance_samples=None):
+        """Estimate the log-likelihood log p(x) of each row (the IWAE bound L_k).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data; the Bernoulli likelihood clips it into [0, 1] (with a warning).
+        n_importance_samples : int, default=None
+            Number k of importance samples; None uses ``n_importance_samples``
+            of the estimator. k=1 gives an ELBO; larger k a tighter bound.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+            L_k in nats (a log-density in input units for the Gaussian
+            likelihood), float64. Deterministic: the draws of a row depend on its
+            values and the fitted model only (see Notes).
+        """
+        X = self._clip_unit_interval(self._check_X(X))
+        k = self.n_importance_samples
+        if n_importance_samples is not None:
+            if (
+                not isinstance(n_importance_samples, Integral)
+                or n_importance_samples < 1
+            ):
+                raise ValueError(
+                    "n_importance_samples must be a positive integer, got "
+                    f"{n_importance_samples!r}."
+                )
+            k = int(n_importance_samples)
+        return self._bound(self._scaled(X), k) + self._log_jacobian
+
+    def energy(self, X):
+        """Compute the energy -log p(x), estimated as ``-score_samples(X)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        energy : ndarray of shape (n_samples,)
+            Minus the IWAE estimate of log p(x); lower is more probable.
+        """
+        return -self.score_samples(X)
+
+    @validate_params(
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "y": "no_validation",
+            "return_mean": ["boolean"],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def sample(self, n_samples=1, y=None, *, return_mean=False, random_state=None):
+        """Generate rows: z ~ N(0, I), then x ~ p(x | z, y).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to generate.
+        y : array-like of shape (n_samples,) or a label, default=None
+            Classes to generate with a conditional model (one label for all rows,
+            or one per row). None draws the labels from ``class_prior_``.
+            Ignored by unconditional models.
+        return_mean : bool, default=False
+            Return the decoder mean E[x | z, y] instead of a draw of x
+            (noise-free pictures; probabilities for the Bernoulli likelihood).
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws; None draws one from the fitted ``random_state_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Generated rows in input units, in the dtype of the model.
+        """
+        check_is_fitted(self)
+        rs = check_random_state(
+            self.random_state_ if random_state is None else random_state
+        )
+        Z = rs.standard_normal((n_samples, self.n_components)).astype(self._dtype)
+        if self.conditional and y is None:
+            y = self.classes_[
+                rs.choice(len(self.classes_), n_samples, p=self.class_prior_)
+            ]
+        if not self.conditional:
+            y = None
+        seed = rs.randint(_SEED_MAX)
+        return self._decode(Z, y, return_mean=return_mean, seed=seed)
+
+    # -- scikit-learn plumbing -------------------------------------------------------
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.target_tags.required = bool(self.conditional)
+        return tags
+
+
+def _dense(X):
+    return X.toarray() if sp.issparse(X) else X
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(x):
+    """The SplitMix64 finaliser: a bijective mix of 64-bit integers (vectorised)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _row_normal_draws(X, seed, k, d):
+    """Standard-normal draws of shape (k, n_rows, d), a function of each row only.
+
+    Each row is hashed (its float64 bits, with ``seed``) and the hash seeds a
+    counter-based SplitMix64 stream turned into normals by Box-Muller. A row's draws
+    depend neither on the other rows nor on their order (batch-independent scores),
+    different rows get independent draws (so a mean over rows averages the Monte
+    Carlo error out), and the first k draws of a row are the same for every k.
+    """
+    bits = np.ascontiguousarray(X, dtype=np.float64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        h = np.full(bits.shape[0], np.uint64(seed), dtype=np.uint64)
+        for j in range(bits.shape[1]):
+            h = _splitmix64(h ^ bits[:, j] + _GOLDEN)
+        m = np.arange(k * d, dtype=np.uint64)
+        pair = m // np.uint64(2)
+        stream = h[:, None] + _GOLDEN * (np.uint64(2) * pair + np.uint64(1))[None, :]
+        u1 = (_splitmix64(stream) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        u2 = (_splitmix64(stream + _GOLDEN) >> np.uint64(11)).astype(np.float64)
+        u2 *= 2.0**-53
+    radius = np.sqrt(-2.0 * np.log1p(-u1))  # 1 - u1 in (0, 1]
+    angle = 2.0 * np.pi * u2 + np.where(m % 2 == 1, -0.5 * np.pi, 0.0)
+    eps = radius * np.cos(angle)  # cos for even m, sin for odd m of the same pair
+    return eps.reshape(bits.shape[0], k, d).transpose(1, 0, 2)

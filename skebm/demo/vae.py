@@ -105,8 +105,8 @@ def _figure(vae, samples, X_test, y_test, path):
     import matplotlib.pyplot as plt
     from scipy.stats import norm
 
-    fig = plt.figure(figsize=(15, 5))
-    ax = fig.add_subplot(1, 3, 1)
+    fig = plt.figure(figsize=(20, 5))
+    ax = fig.add_subplot(1, 4, 1)
     Z = vae.transform(X_test)
     points = ax.scatter(Z[:, 0], Z[:, 1], c=y_test, cmap="tab10", s=8)
     fig.colorbar(points, ax=ax, label="digit")
@@ -116,12 +116,29 @@ def _figure(vae, samples, X_test, y_test, path):
     grid = norm.ppf(np.linspace(0.05, 0.95, n))
     Z_grid = np.array([[a, b] for b in grid[::-1] for a in grid], dtype=np.float32)
     tiles = vae.inverse_transform(Z_grid).reshape(n, n, 8, 8)
-    ax = fig.add_subplot(1, 3, 2)
+    ax = fig.add_subplot(1, 4, 2)
     ax.imshow(_mosaic(tiles), cmap="gray_r", vmin=0, vmax=1)
     ax.set_axis_off()
     ax.set_title("inverse_transform over the latent plane")
 
-    ax = fig.add_subplot(1, 3, 3)
+    # interpolations between encoded test digits d -> d + 1, then model samples
+    steps = np.linspace(0, 1, n)[:, None]
+    rows = []
+    for d in range(0, 10, 2):
+        za, zb = vae.transform(
+            np.stack([X_test[y_test == d][0], X_test[y_test == d + 1][0]])
+        )
+        rows.append(vae.inverse_transform((1 - steps) * za + steps * zb))
+    for seed in range(3):
+        rows.append(vae.sample(n, return_mean=True, random_state=seed))
+    ax = fig.add_subplot(1, 4, 3)
+    ax.imshow(
+        _mosaic(np.stack(rows).reshape(-1, n, 8, 8)), cmap="gray_r", vmin=0, vmax=1
+    )
+    ax.set_axis_off()
+    ax.set_title("interpolations 0->1 ... 8->9; last 3 rows: sample()")
+
+    ax = fig.add_subplot(1, 4, 4)
     by_column = samples.reshape(10, 10, 8, 8).transpose(1, 0, 2, 3)
     ax.imshow(_mosaic(by_column), cmap="gray_r", vmin=0, vmax=1)
     ax.set_axis_off()

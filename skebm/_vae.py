@@ -17,14 +17,9 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skebm._neural import NeuralFitMixin
+from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
 from skebm.utils._docstring import substitute_docstring
-
-#: the names of ``skebm._backends.torch.nn.ACTIVATIONS`` (kept equal by a test)
-ACTIVATION_NAMES = frozenset(
-    {"identity", "logistic", "tanh", "relu", "elu", "softplus", "swish", "silu"}
-)
 
 #: score_samples evaluates this many (row, importance sample) pairs per decoder call
 _PAIRS_PER_CALL = 2**16
@@ -240,7 +235,10 @@ class VAETransformer(
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "activation": [StrOptions(set(ACTIVATION_NAMES))],
         "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -550,7 +548,10 @@ class VAETransformer(
         device = be.core.resolve_device(self.device)
         log_prior = None
         if self.conditional:
-            log_prior = be.core.asarray(np.log(self.class_prior_), np.float64, device)
+            # classes absent from the first fit have prior 0: log 0 = -inf is meant
+            with np.errstate(divide="ignore"):
+                log_pi = np.log(self.class_prior_)
+            log_prior = be.core.asarray(log_pi, np.float64, device)
         n_features = X_scaled.shape[1]
         X_model = np.asarray(X_scaled, dtype=self._dtype)
         if codes is not None:

@@ -125,9 +125,10 @@ def test_importance_bound_is_ordered_and_stabilises(digits, fitted):
     assert abs(L[1000] - L[100]) < 0.1
 
 
-def test_iwae_with_one_draw_is_the_elbo(fitted, digits):
+def test_iwae_with_one_draw_is_the_elbo(digits):
     """L_1 with draw eps equals log p(x|z) + log p(z) - log q(z|x) at that z."""
     import torch
+    from scipy.special import log_expit
 
     vae = _torch_vae()
     X = torch.as_tensor(digits[1][:7]).double()
@@ -138,12 +139,12 @@ def test_iwae_with_one_draw_is_the_elbo(fitted, digits):
     bound = vae.iwae_bound(net, X, eps)
     mu, lv = net.encode(X)
     z = mu + torch.exp(lv / 2) * eps
+    z_, mu_, lv_ = (t.detach().numpy() for t in (z, mu, lv))
+    logits, x = net.decode(z).detach().numpy(), X.numpy()
     expected = (
-        stats.norm.logpdf(z.detach().numpy()).sum(1)
-        - stats.norm.logpdf(
-            z.detach().numpy(), mu.detach().numpy(), np.exp(lv.detach().numpy() / 2)
-        ).sum(1)
-        + vae.log_likelihood(X, net.decode(z), "bernoulli").detach().numpy()
+        stats.norm.logpdf(z_).sum(1)
+        - stats.norm.logpdf(z_, mu_, np.exp(lv_ / 2)).sum(1)
+        + (x * log_expit(logits) + (1 - x) * log_expit(-logits)).sum(1)
     )
     np.testing.assert_allclose(bound.detach().numpy(), expected, rtol=1e-10)
 
@@ -171,6 +172,51 @@ def test_linear_gaussian_vae_is_probabilistic_pca():
     ours = vae.score(X_test)
     assert abs(ours - exact) < 0.5
     assert ours < exact + 0.05
+
+
+def test_score_samples_is_the_exact_marginal_of_a_linear_gaussian_model():
+    """With linear maps, p(x) = N(x; s b + m, s^2 (W W' + v I)) in closed form (s, m
+    the internal scale and centre): the IWAE estimate with large k must reach it."""
+    rng = np.random.default_rng(1)
+    D, d = 5, 2
+    X = 10 * (rng.normal(size=(1500, d)) @ rng.normal(size=(d, D)))
+    X += rng.normal(size=D) * 20 + 3 * rng.normal(size=(1500, D))
+    vae = VAETransformer(
+        n_components=d,
+        hidden_layer_sizes=(),
+        likelihood="gaussian",
+        learning_rate_init=1e-2,
+        max_iter=60,
+        random_state=0,
+    ).fit(X)
+    layer = vae._net.decoder[0]
+    W = layer.weight.detach().double().numpy()
+    b = layer.bias.detach().double().numpy()
+    v = float(np.exp(vae._net.noise_logvar().item()))
+    s, m = vae._x_scale, vae._x_offset
+    exact = stats.multivariate_normal(s * b + m, s**2 * (W @ W.T + v * np.eye(D)))
+    X_test = X[:100]
+    ours = vae.score_samples(X_test, 1000)
+    diff = ours - exact.logpdf(X_test)
+    assert abs(diff.mean()) < 0.01 and np.abs(diff).max() < 0.1
+
+
+def test_row_draws_are_standard_normal_and_independent():
+    from skebm._vae import _row_normal_draws
+
+    X = np.random.default_rng(0).random((4000, 3))
+    eps = _row_normal_draws(X, 123, 4, 2)
+    assert eps.shape == (4, 4000, 2)
+    assert stats.kstest(eps.ravel(), "norm").pvalue > 1e-3
+    # across rows, draws and latent dimensions: uncorrelated (also in squares)
+    flat = eps.transpose(1, 0, 2).reshape(4000, 8)
+    for F in (flat, flat**2):
+        C = np.corrcoef(F.T) - np.eye(8)
+        assert np.abs(C).max() < 0.07
+    assert abs(np.corrcoef(flat[:-1, 0], flat[1:, 0])[0, 1]) < 0.07
+    # a row's first k draws do not depend on k, the other rows or the seed's reuse
+    np.testing.assert_array_equal(_row_normal_draws(X[5:9], 123, 2, 2), eps[:2, 5:9])
+    assert not np.array_equal(_row_normal_draws(X[:3], 124, 4, 2), eps[:, :3])
 
 
 def test_gaussian_score_is_in_input_units():
@@ -440,3 +486,13 @@ def test_fitted_on_cuda_loads_on_cpu(digits):
     np.testing.assert_allclose(
         clone.score_samples(X[:20]), vae.score_samples(X[:20]), rtol=1e-4
     )
+
+
+def test_integer_hidden_layer_sizes_is_one_layer():
+    """As in MLPClassifier, an int means one hidden layer of that size."""
+    X = np.random.default_rng(0).random((40, 6))
+    vae = VAETransformer(hidden_layer_sizes=5, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+    assert vae.transform(X).shape == (40, 2)

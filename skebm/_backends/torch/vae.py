@@ -33,6 +33,10 @@ LOG_2PI = math.log(2.0 * math.pi)
 #: keeps the likelihood bounded when the decoder reproduces a row exactly
 MIN_LOG_NOISE_VAR = math.log(1e-6)
 
+#: ceiling of the encoder's log-variance (standard deviation e^15, about 3e6): beyond
+#: it exp() overflows and the decoder sees infinite codes (NaN log-likelihoods)
+MAX_LOG_POSTERIOR_VAR = 30.0
+
 
 class VAE(nn.Module):
     """Encoder q(z | x) and decoder p(x | z, y) of a (conditional) VAE.
@@ -68,7 +72,8 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of q(z | x)."""
         out = self.encoder(x)
-        return out[..., : self.n_components], out[..., self.n_components :]
+        logvar = out[..., self.n_components :].clamp(max=MAX_LOG_POSTERIOR_VAR)
+        return out[..., : self.n_components], logvar
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Bernoulli logits or Gaussian means of p(x | z, y)."""
@@ -80,7 +85,11 @@ class VAE(nn.Module):
         """The Gaussian observation log-variance, floored; None for Bernoulli."""
         if self.log_noise_var is None:
             return None
-        return self.log_noise_var.clamp(min=MIN_LOG_NOISE_VAR)
+        # a soft floor: unlike clamp, its gradient never vanishes, so a parameter
+        # pushed below the floor can come back (e.g. in a later partial_fit)
+        return MIN_LOG_NOISE_VAR + torch.nn.functional.softplus(
+            self.log_noise_var - MIN_LOG_NOISE_VAR
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode(x)

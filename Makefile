@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 RUFF_SPEC ?= ruff==0.17.6
 
-.PHONY: demo test test-notorch bench lint clean
+.PHONY: demo test test-notorch bench lint docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,18 @@ test-notorch:
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_rbm.py
 	$(PY) benchmarks/bench_hopfield.py
+	$(PY) benchmarks/bench_langevin.py
+	$(PY) benchmarks/bench_vae.py
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install -q $(RUFF_SPEC)
 	$(PY) -m ruff check skebm tests benchmarks examples
 	$(PY) -m ruff format --check skebm tests benchmarks examples
+
+# the documentation site, with the gallery executed, in docs/_build/html (offline)
+docs: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[docs]"
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) .venv-notorch build *.egg-info .pytest_cache

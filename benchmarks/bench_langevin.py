@@ -380,12 +380,18 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer seeds and epochs")
     parser.add_argument("--out", default=str(RESULTS_DIR))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--jem",
+        default="",
+        help='extra LangevinEBMClassifier arguments, e.g. "sgld_steps=40,sgld_noise=0.05"',
+    )
     args = parser.parse_args(argv)
     tic = time.perf_counter()
     X, y = load_digits(return_X_y=True)
     data = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
     jem_kw = dict(max_iter=10) if args.quick else {}
+    jem_kw.update(eval(f"dict({args.jem})", {}))  # noqa: S307 - a command-line option
     report = Report(
         "langevin" if not args.quick else "langevin_quick",
         "LangevinEBMClassifier vs MLPClassifier on the digits",

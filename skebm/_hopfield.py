@@ -468,12 +468,19 @@ default="hebbian"
         backend, device = self._get_backend()
         state = self._load_state(backend, device, rule.state_names, self._dtype)
         Xi = backend.core.asarray(self._to_states(patterns), self._dtype, device)
-        rule.store(backend.hopfield, state, Xi)
+        with backend.core.thread_limit():
+            rule.store(backend.hopfield, state, Xi)
         self._store_state(backend, state, rule.state_names)
         self.memories_ = np.concatenate([self.memories_, patterns])
         self.n_iter_ += 1
         if self.rule == "modern":
             self.beta_ = self._default_beta() if self.beta is None else float(self.beta)
+            if not self.beta_ <= float(np.finfo(self._dtype).max):
+                raise ValueError(  # softmax(beta Xi x) would be NaN
+                    f"beta_ = {self.beta_:.3g} overflows {self._dtype}: the patterns "
+                    f"are too small in scale (RMS {self._rms:.3g}) or beta is too "
+                    "large. Scale X first (e.g. StandardScaler) or lower beta."
+                )
         self._check_capacity(rule)
         if self.verbose:
             n_mem, n = self.memories_.shape
@@ -513,6 +520,14 @@ default="hebbian"
     def _as_patterns(self, X):
         """X in ``encoding_``: binary encodings thresholded, with a warning."""
         if self.encoding_ == "real":
+            with np.errstate(over="ignore"):
+                overflow = not np.isfinite(np.square(X).sum(axis=1)).all()
+            if overflow:  # beta and every overlap x . xi would be inf or NaN
+                raise ValueError(
+                    f"X has values up to {np.abs(X).max():.3g}, whose squared norms "
+                    f"overflow {X.dtype}: rule='modern' cannot compare such patterns. "
+                    "Scale X first (e.g. StandardScaler)."
+                )
             return X.copy()
         codes = (0.0, 1.0) if self.encoding_ == "binary" else (-1.0, 1.0)
         if not np.isin(X, codes).all():
@@ -584,10 +599,13 @@ default="hebbian"
         blocks of X; returns the tuple of NumPy arrays, concatenated over blocks."""
         backend, device = self._get_backend()
         p, parts = self._params(backend, device), []
-        for start in range(0, X.shape[0], _BATCH_ROWS):
-            block = X[start : start + _BATCH_ROWS]
-            out = fn(backend, p, backend.core.asarray(block, self._dtype, device))
-            parts.append([a if a is None else backend.core.to_numpy(a) for a in out])
+        with backend.core.thread_limit():
+            for start in range(0, X.shape[0], _BATCH_ROWS):
+                block = X[start : start + _BATCH_ROWS]
+                out = fn(backend, p, backend.core.asarray(block, self._dtype, device))
+                parts.append(
+                    [a if a is None else backend.core.to_numpy(a) for a in out]
+                )
         if len(parts) == 1:
             return parts[0]
         cols = zip(*parts, strict=True)

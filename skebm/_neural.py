@@ -6,7 +6,9 @@ same per-batch step that ``partial_fit`` runs once (STYLE rule 4). It adds what
 ``MLPClassifier`` users expect: ``tol`` / ``n_iter_no_change`` convergence,
 ``early_stopping`` on a held-out ``validation_fraction``, ``warm_start``,
 ``loss_curve_``; and what energy models need: divergence detection with rollback,
-and KeyboardInterrupt handling that leaves a usable model.
+and KeyboardInterrupt handling that leaves a usable model. Torch work runs within the
+caller's thread budget (``core.thread_limit`` of the torch backend) and each epoch is
+a scikit-learn callback task (:mod:`skebm.utils._callbacks`).
 
 The torch module, its optimiser and generator live in private attributes while the
 estimator is in memory; pickles (and skops files) hold their state as NumPy arrays
@@ -23,7 +25,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
 from skebm._backends import get_backend
-from skebm.base import _SEED_MAX
+from skebm.base import _SEED_MAX, VersionedStateMixin
+from skebm.utils._callbacks import CallbackSupport, EpochTasks
 
 #: private attributes holding torch objects, with the NumPy form pickles keep instead
 _TORCH_ATTRS = {"_net": "_net_state", "_optim": "_optim_state"}
@@ -53,7 +56,7 @@ def require_torch(owner):
         ) from exc
 
 
-class NeuralFitMixin:
+class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     """Shared ``fit`` / ``partial_fit`` loop for estimators built on a torch module.
 
     Subclasses provide:
@@ -110,10 +113,14 @@ class NeuralFitMixin:
         for attr in _TORCH_ATTRS:
             state.pop(attr, None)
         state.pop("_net_device", None)
+        if "_dtype" in state:  # a name, not a numpy.dtype: skops trusts str
+            state["_dtype"] = np.dtype(state["_dtype"]).name
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        if hasattr(self, "_dtype"):
+            self._dtype = np.dtype(self._dtype)
         self._net = self._optim = None
 
     def _predict_tensor(self, X, fn, dtype=None, batch_rows=4096):
@@ -122,12 +129,13 @@ class NeuralFitMixin:
         device = be.core.resolve_device(self.device)
         net = self._ensure_module(be, device)
         dtype = dtype or self._dtype
-        out = [
-            be.core.to_numpy(
-                fn(be, net, be.core.asarray(X[i : i + batch_rows], dtype, device))
-            )
-            for i in range(0, X.shape[0], batch_rows)
-        ]
+        with be.core.thread_limit():
+            out = [
+                be.core.to_numpy(
+                    fn(be, net, be.core.asarray(X[i : i + batch_rows], dtype, device))
+                )
+                for i in range(0, X.shape[0], batch_rows)
+            ]
         return np.concatenate(out, axis=0)
 
     # -- the loop ---------------------------------------------------------------------
@@ -141,6 +149,7 @@ class NeuralFitMixin:
         be = self._torch()
         device = be.core.resolve_device(self.device)
         first = not hasattr(self, "n_iter_") or not (incremental or self.warm_start)
+        data = X, y  # for the callbacks: the validated X is scaled, y encoded
         X, y = self._validate_fit_data(X, y, reset=first, classes=classes)
         if first:
             self.random_state_ = check_random_state(self.random_state)
@@ -164,9 +173,14 @@ class NeuralFitMixin:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
             self._no_improvement_count = 0
-        self._begin_fit(be, device, X, y)
-        self._run_epochs(be, device, X, y, X_val, y_val, incremental=incremental)
-        self._end_fit(be, device, X, y, X_val, y_val)
+        tasks = EpochTasks(self, 1 if incremental else self.max_iter, *data)
+        with be.core.thread_limit():  # torch within the caller's thread budget
+            self._begin_fit(be, device, X, y)
+            self._run_epochs(
+                be, device, X, y, X_val, y_val, incremental=incremental, tasks=tasks
+            )
+            self._end_fit(be, device, X, y, X_val, y_val)
+        tasks.end_fit()
         return self
 
     def _needs_validation(self):
@@ -193,7 +207,7 @@ class NeuralFitMixin:
                 X, y, test_size=self.validation_fraction, random_state=seed
             )
 
-    def _run_epochs(self, be, device, X, y, X_val, y_val, *, incremental):
+    def _run_epochs(self, be, device, X, y, X_val, y_val, *, incremental, tasks):
         net, dtype = self._net, self._dtype
         seed = self.random_state_.randint(_SEED_MAX)
         order_rng = np.random.default_rng(seed)
@@ -211,6 +225,7 @@ class NeuralFitMixin:
             try:
                 while epoch < n_epochs:
                     tic = time.perf_counter()
+                    tasks.begin_epoch({})  # a copy of self pickles the net's state
                     snap = be.nn.snapshot(net, self._optim), self._snapshot_extra()
                     order = None if incremental else order_rng.permutation(len(X))
                     loss, _ = be.nn.train_epoch(
@@ -247,10 +262,14 @@ class NeuralFitMixin:
                             f"loss = {loss:.4f}{extra}, "
                             f"time = {time.perf_counter() - tic:.2f}s"
                         )
+                    if tasks.end_epoch({}):
+                        stopped = True  # a callback asked to stop
+                        break
                     if stop and not incremental:
                         stopped = True
                         break
             except KeyboardInterrupt:
+                tasks.abort_epoch()
                 warnings.warn(
                     f"Training interrupted by the user after {self.n_iter_} epochs; "
                     "the model keeps the parameters of the last completed batch.",

@@ -532,13 +532,11 @@ class RBM(
         digest = hashlib.blake2b(digest_size=16)
         for name in self._param_names.values():
             digest.update(np.ascontiguousarray(getattr(self, name)).tobytes())
-        key = (
-            method,
-            self.backend,
-            self.ais_n_chains,
-            self.ais_n_betas,
-            digest.digest(),
+        # a str key: skops files (JSON schemas) take no tuple keys
+        key = "|".join(
+            map(str, (method, self.backend, self.ais_n_chains, self.ais_n_betas))
         )
+        key += "|" + digest.hexdigest()
         cache = self._log_z_cache
         if key not in cache:
             with np.errstate(over="ignore"):

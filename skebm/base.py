@@ -7,20 +7,104 @@
   fitted state between NumPy attributes and backend arrays.
 * :class:`IterativeFitMixin` - ``fit`` = reset + epochs of the same per-batch step that
   ``partial_fit`` runs once (the template method of STYLE rule 4), with divergence
-  detection, rollback, KeyboardInterrupt handling and one verbose line per epoch.
+  detection, rollback, KeyboardInterrupt handling, one verbose line per epoch and
+  one scikit-learn callback task per epoch (:mod:`skebm.utils._callbacks`).
+* :class:`VersionedStateMixin` - pickles (and skops files) record the skebm and
+  scikit-learn versions; loading under other versions warns, as scikit-learn does.
 """
 
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import __version__ as _sklearn_version
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import (
+    InconsistentVersionWarning as _SklearnInconsistentVersionWarning,
+)
 from sklearn.utils import check_random_state
 
 from skebm._backends import get_backend
+from skebm.utils._callbacks import CallbackSupport, EpochTasks
 
 _SEED_MAX = np.iinfo(np.int32).max
+
+
+class InconsistentVersionWarning(_SklearnInconsistentVersionWarning):
+    """An estimator was unpickled under another skebm or scikit-learn version.
+
+    A subclass of scikit-learn's warning of the same name, so one filter on
+    ``sklearn.exceptions.InconsistentVersionWarning`` covers both libraries.
+
+    Parameters
+    ----------
+    estimator_name : str
+        Estimator name.
+    library : str
+        "skebm" or "scikit-learn".
+    current_version : str
+        Version of ``library`` in use.
+    original_version : str
+        Version of ``library`` the estimator was pickled with.
+    """
+
+    def __init__(self, *, estimator_name, library, current_version, original_version):
+        super().__init__(
+            estimator_name=estimator_name,
+            current_sklearn_version=current_version,
+            original_sklearn_version=original_version,
+        )
+        self.library = library
+
+    def __str__(self):
+        return (
+            f"Trying to unpickle estimator {self.estimator_name} from {self.library} "
+            f"version {self.original_sklearn_version} when using version "
+            f"{self.current_sklearn_version}. This might lead to breaking code or "
+            f"invalid results. Refit the model, or load it with {self.library}=="
+            f"{self.original_sklearn_version}."
+        )
+
+
+class VersionedStateMixin:
+    """Record the skebm and scikit-learn versions in the pickled state; warn on load.
+
+    scikit-learn's ``BaseEstimator`` does this only for classes in ``sklearn.*``.
+    ``__getstate__`` / ``__setstate__`` call ``super()``, so mixins that convert
+    state (:class:`skebm._neural.NeuralFitMixin`) sit before this one in the MRO.
+    """
+
+    def __getstate__(self):
+        import skebm  # here: skebm/__init__ imports this module
+
+        state = dict(super().__getstate__())
+        state["_skebm_version"] = skebm.__version__
+        state["_sklearn_version"] = _sklearn_version
+        return state
+
+    def __setstate__(self, state):
+        import skebm
+
+        state = dict(state)
+        current = {"skebm": skebm.__version__, "scikit-learn": _sklearn_version}
+        for library, key in (
+            ("skebm", "_skebm_version"),
+            ("scikit-learn", "_sklearn_version"),
+        ):
+            original = state.pop(key, "unknown")
+            if original != current[library]:
+                warnings.warn(
+                    InconsistentVersionWarning(
+                        estimator_name=type(self).__name__,
+                        library=library,
+                        current_version=current[library],
+                        original_version=original,
+                    ),
+                    stacklevel=2,
+                )
+        super().__setstate__(state)
 
 
 class EnergyMixin:
@@ -50,8 +134,12 @@ class EnergyMixin:
         return float(np.mean(self.score_samples(X)))
 
 
-class BackendMixin:
-    """Backend and device resolution, and the NumPy <-> backend state transfer."""
+class BackendMixin(VersionedStateMixin):
+    """Backend and device resolution, and the NumPy <-> backend state transfer.
+
+    Fitted state lives in NumPy attributes only, so pickles hold no backend arrays
+    and carry the library versions (:class:`VersionedStateMixin`).
+    """
 
     def _get_backend(self):
         backend = get_backend(self.backend)
@@ -74,21 +162,25 @@ class BackendMixin:
 
         Bounds the memory of inference to ``batch_rows`` rows of intermediate
         results and densifies sparse input block by block. ``row_args`` are NumPy
-        arrays with one entry per row of X, sliced alongside it.
+        arrays with one entry per row of X, sliced alongside it. Runs within the
+        caller's thread budget (``backend.core.thread_limit``).
         """
-        out = [
-            backend.core.to_numpy(
-                fn(
-                    backend.core.asarray(X[start : start + batch_rows], dtype, device),
-                    *(a[start : start + batch_rows] for a in row_args),
+        with backend.core.thread_limit():
+            out = [
+                backend.core.to_numpy(
+                    fn(
+                        backend.core.asarray(
+                            X[start : start + batch_rows], dtype, device
+                        ),
+                        *(a[start : start + batch_rows] for a in row_args),
+                    )
                 )
-            )
-            for start in range(0, X.shape[0], batch_rows)
-        ]
+                for start in range(0, X.shape[0], batch_rows)
+            ]
         return np.concatenate(out, axis=0)
 
 
-class IterativeFitMixin:
+class IterativeFitMixin(CallbackSupport):
     """The shared ``fit`` / ``partial_fit`` template.
 
     Subclasses provide:
@@ -114,8 +206,18 @@ class IterativeFitMixin:
             self._initialize(X)
             self.n_iter_ = 0
         n_epochs = self._n_epochs() if reset else 1
-        self._run_epochs(X, n_epochs=n_epochs, shuffle=reset)
+        tasks = EpochTasks(self, n_epochs, X)
+        with get_backend(self.backend).core.thread_limit():
+            self._run_epochs(X, n_epochs=n_epochs, shuffle=reset, tasks=tasks)
+        tasks.end_fit()
         return self
+
+    def _fitted_state(self, backend, state):
+        """The trained state as NumPy copies, keyed by attribute name."""
+        return {
+            attr: backend.core.to_numpy(backend.core.copy(state[key]))
+            for key, attr in self._state_names.items()
+        }
 
     def _batches(self, X, backend, device, dtype, order):
         """Backend batches of ``batch_size`` rows of X, in the given row order."""
@@ -130,7 +232,7 @@ class IterativeFitMixin:
         for start in range(0, n, size):
             yield Xb[start : start + size]
 
-    def _run_epochs(self, X, *, n_epochs, shuffle):
+    def _run_epochs(self, X, *, n_epochs, shuffle, tasks):
         backend, device = self._get_backend()
         dtype = self._dtype
         seed = self.random_state_.randint(_SEED_MAX)
@@ -142,6 +244,7 @@ class IterativeFitMixin:
         try:
             while epoch < n_epochs:
                 tic = time.perf_counter()
+                tasks.begin_epoch(partial(self._fitted_state, backend, state))
                 snapshot = {k: backend.core.copy(v) for k, v in state.items()}
                 order = (
                     order_rng.permutation(X.shape[0])
@@ -166,7 +269,10 @@ class IterativeFitMixin:
                         f"[{type(self).__name__}] epoch {self.n_iter_}, "
                         f"{name} = {value:.4f}, time = {time.perf_counter() - tic:.2f}s"
                     )
+                if tasks.end_epoch(partial(self._fitted_state, backend, state)):
+                    break  # a callback asked to stop
         except KeyboardInterrupt:
+            tasks.abort_epoch()
             warnings.warn(
                 f"Training interrupted by the user after {self.n_iter_} epochs; the "
                 "model keeps the parameters of the last completed batch.",

@@ -1,7 +1,7 @@
 """
-=========================================================
+==========================================================
 RBM: exact log-likelihood, centring and sampling on digits
-=========================================================
+==========================================================
 
 A 16-hidden-unit RBM is small enough for :meth:`skebm.RBM.score_samples` to return
 the exact log-likelihood, so training settings can be compared on held-out data

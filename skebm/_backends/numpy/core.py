@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -53,3 +55,8 @@ def full(shape, value, like: np.ndarray) -> np.ndarray:
 
 def to_float(a) -> float:
     return float(a)
+
+
+def thread_limit() -> contextlib.AbstractContextManager:
+    """No-op: NumPy's BLAS follows ``threadpoolctl`` limits by itself."""
+    return contextlib.nullcontext()

@@ -1,4 +1,4 @@
-"""Tensors, devices and random generators for the torch backend.
+"""Tensors, devices, random generators and threads for the torch backend.
 
 This module is the one place where NumPy arrays become tensors and back
 (rule 9 of STYLE.md): estimators hold NumPy arrays in their public attributes.
@@ -6,8 +6,12 @@ This module is the one place where NumPy arrays become tensors and back
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import numpy as np
 import scipy.sparse as sp
+import threadpoolctl
 import torch
 
 name = "torch"
@@ -86,3 +90,44 @@ def as_target(y: np.ndarray, device: str = "cpu") -> torch.Tensor:
     if y.dtype.kind in "iub":
         y = y.astype(np.int64)
     return torch.as_tensor(np.array(y), device=device)
+
+
+@functools.cache
+def _settable_thread_pool() -> bool:
+    """False for torch's native thread pool, whose size is fixed once it has run."""
+    return "native thread pool" not in torch.__config__.parallel_info()
+
+
+def _thread_budget() -> int | None:
+    """The fewest threads any BLAS / OpenMP library loaded here may use, or None.
+
+    This is the limit in effect for the calling thread, as ``threadpoolctl``
+    reports it: ``threadpool_limits``, the ``OMP_NUM_THREADS``-style variables that
+    joblib's loky backend (``inner_max_num_threads``) and Dask's nanny set in
+    worker processes, or the number of CPUs when nothing limits.
+    """
+    counts = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
+    return min(counts, default=None)
+
+
+@contextlib.contextmanager
+def thread_limit():
+    """Run torch's intra-op thread pool within :func:`_thread_budget`, then restore.
+
+    torch sizes its pool once per thread, from ``OMP_NUM_THREADS`` or the CPU
+    count, and a later ``threadpool_limits`` misses it when torch is imported
+    inside the ``with`` block or works in another thread. Within this context
+    ``torch.get_num_threads()`` is ``min(torch.get_num_threads(), _thread_budget())``:
+    skebm lowers torch's thread count to the caller's budget, never raises it,
+    and restores the caller's value on exit.
+    """
+    previous = torch.get_num_threads()
+    budget = _thread_budget()
+    if budget is None or budget >= previous or not _settable_thread_pool():
+        yield
+        return
+    torch.set_num_threads(budget)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -6,6 +6,7 @@ import inspect
 import pytest
 
 import skebm
+from tests.conftest import HAS_TORCH
 
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
@@ -51,6 +52,8 @@ def test_shared_fragments_substituted(name):
 @pytest.mark.parametrize("name", [n for n in skebm.__all__ if n[0].isupper()])
 def test_doctests(name):
     obj = getattr(skebm, name)
+    if "backend" not in obj().get_params() and not HAS_TORCH:
+        pytest.skip(f"{name} needs torch")
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in finder.find(obj, name, globs={}):

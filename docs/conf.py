@@ -30,8 +30,9 @@ templates_path = ["_templates"]
 autosummary_generate = True
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
-# The public methods documented per estimator (inherited scikit-learn plumbing such as
-# get_params is documented by scikit-learn).
+# The public methods documented per estimator. Methods inherited from scikit-learn
+# (get_params, set_params, set_output, fit_transform, and the classifier's score, the
+# accuracy) are documented by scikit-learn.
 autosummary_context = {
     "skebm_members": {
         "RBM": [
@@ -45,7 +46,7 @@ autosummary_context = {
         ],
         "LangevinEBMClassifier": [
             "fit", "partial_fit", "predict", "predict_proba", "predict_log_proba",
-            "score", "score_samples", "energy", "sample",
+            "score_samples", "energy", "sample",
         ],
         "VAETransformer": [
             "fit", "partial_fit", "transform", "inverse_transform", "score_samples",

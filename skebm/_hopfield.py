@@ -425,6 +425,17 @@ default="hebbian"
         -------
         self : HopfieldMemory
             The fitted memory.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import HopfieldMemory
+        >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 32))
+        >>> memory = HopfieldMemory(random_state=0).fit(X)
+        >>> probe = X.copy()
+        >>> probe[:, :4] *= -1
+        >>> memory.memories_.shape
+        (3, 32)
         """
         return self._fit(X, reset=True)
 
@@ -448,6 +459,18 @@ default="hebbian"
         -------
         self : HopfieldMemory
             The updated memory.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import HopfieldMemory
+        >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 32))
+        >>> memory = HopfieldMemory(random_state=0).fit(X)
+        >>> probe = X.copy()
+        >>> probe[:, :4] *= -1
+        >>> online = HopfieldMemory(random_state=0).partial_fit(X[:2]).partial_fit(X[2:])
+        >>> online.memories_.shape
+        (3, 32)
         """
         return self._fit(X, reset=False)
 
@@ -655,6 +678,20 @@ default="hebbian"
             sync and "modern", per probe), ``converged`` (reached a fixed point),
             ``cycle`` (stopped in a 2-cycle of synchronous updates) and, for
             "modern", ``proba`` (as :meth:`predict_proba`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import HopfieldMemory
+        >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 32))
+        >>> memory = HopfieldMemory(random_state=0).fit(X)
+        >>> probe = X.copy()
+        >>> probe[:, :4] *= -1
+        >>> result = memory.recall(probe)
+        >>> result.memory
+        array([0, 1, 2])
+        >>> bool(result.converged.all())
+        True
         """
         X = self._check_X(X)
         states, n_iter, status, proba = self._recall(X)
@@ -683,6 +720,17 @@ default="hebbian"
         -------
         X_recalled : ndarray of shape (n_samples, n_features)
             The state each probe's recall ended in, in ``encoding_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import HopfieldMemory
+        >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 32))
+        >>> memory = HopfieldMemory(random_state=0).fit(X)
+        >>> probe = X.copy()
+        >>> probe[:, :4] *= -1
+        >>> bool((memory.transform(probe) == X).all())
+        True
         """
         X = self._check_X(X)
         return self._decode(self._recall(X)[0])
@@ -702,6 +750,17 @@ default="hebbian"
             RMS memory norm for real-valued patterns; the first of duplicates), or
             -1 when recall ends in a spurious state (a mixture, an inverted pattern
             or a 2-cycle).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import HopfieldMemory
+        >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 32))
+        >>> memory = HopfieldMemory(random_state=0).fit(X)
+        >>> probe = X.copy()
+        >>> probe[:, :4] *= -1
+        >>> memory.predict(probe)
+        array([0, 1, 2])
         """
         X = self._check_X(X)
         return self._match(self._recall(X)[0])
@@ -720,6 +779,20 @@ default="hebbian"
         proba : ndarray of shape (n_samples, n_memories)
             The weights softmax(beta Xi x) of the last update: the recalled state
             is ``proba @ Xi`` (before thresholding, for binary encodings).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import HopfieldMemory
+        >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 32))
+        >>> memory = HopfieldMemory(random_state=0).fit(X)
+        >>> probe = X.copy()
+        >>> probe[:, :4] *= -1
+        >>> modern = HopfieldMemory(rule="modern").fit(X)
+        >>> modern.predict_proba(probe).shape
+        (3, 3)
+        >>> modern.predict_proba(probe).argmax(axis=1)
+        array([0, 1, 2])
         """
         X = self._check_X(X)
         return self._recall(X)[3]
@@ -736,6 +809,17 @@ default="hebbian"
         -------
         energy : ndarray of shape (n_samples,)
             E(s); see Notes of the class for each rule's energy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import HopfieldMemory
+        >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 32))
+        >>> memory = HopfieldMemory(random_state=0).fit(X)
+        >>> probe = X.copy()
+        >>> probe[:, :4] *= -1
+        >>> bool((memory.energy(X) < memory.energy(probe)).all())
+        True
         """
         X = self._check_X(X)
         rule = RULES[self.rule]
@@ -758,6 +842,17 @@ default="hebbian"
         -------
         score : ndarray of shape (n_samples,)
             -E(s).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import HopfieldMemory
+        >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 32))
+        >>> memory = HopfieldMemory(random_state=0).fit(X)
+        >>> probe = X.copy()
+        >>> probe[:, :4] *= -1
+        >>> bool(np.allclose(memory.score_samples(X), -memory.energy(X)))
+        True
         """
         return -self.energy(X)
 
@@ -794,6 +889,17 @@ default="random"
         -------
         X : ndarray of shape (n_samples, n_features)
             Samples, in ``encoding_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import HopfieldMemory
+        >>> X = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 32))
+        >>> memory = HopfieldMemory(random_state=0).fit(X)
+        >>> probe = X.copy()
+        >>> probe[:, :4] *= -1
+        >>> memory.sample(2, random_state=0).shape
+        (2, 32)
         """
         check_is_fitted(self)
         rule = RULES[self.rule]

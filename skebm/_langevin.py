@@ -288,6 +288,17 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         -------
         self : LangevinEBMClassifier
             The fitted model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import LangevinEBMClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 2))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> clf = LangevinEBMClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> clf = clf.fit(X, y)
+        >>> clf.classes_
+        array([0, 1])
         """
         return self._fit(X, y, incremental=False)
 
@@ -311,6 +322,19 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         -------
         self : LangevinEBMClassifier
             The updated model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import LangevinEBMClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 2))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> clf = LangevinEBMClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> clf = clf.fit(X, y)
+        >>> online = LangevinEBMClassifier(hidden_layer_sizes=(16,), random_state=0)
+        >>> online = online.partial_fit(X, y, classes=[0, 1])
+        >>> online.n_iter_
+        1
         """
         return self._fit(X, y, incremental=True, classes=classes)
 
@@ -449,13 +473,25 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
             The log-probabilities log p(y | x) of the classes in ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import LangevinEBMClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 2))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> clf = LangevinEBMClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> clf = clf.fit(X, y)
+        >>> log_proba = clf.predict_log_proba(X[:3])
+        >>> bool(np.allclose(np.exp(log_proba), clf.predict_proba(X[:3])))
+        True
         """
         z = self._logits(self._check_X(X)) / self.temperature_
         z = z - z.max(axis=1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
     def predict_proba(self, X):
-        """Class probabilities softmax(f(x) / temperature_).
+        """Class probabilities softmax(f(x) / ``temperature_``).
 
         Parameters
         ----------
@@ -466,6 +502,20 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples, n_classes)
             The probabilities p(y | x) of the classes in ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import LangevinEBMClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 2))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> clf = LangevinEBMClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> clf = clf.fit(X, y)
+        >>> proba = clf.predict_proba(X[:3])
+        >>> proba.shape
+        (3, 2)
+        >>> bool(np.allclose(proba.sum(axis=1), 1))
+        True
         """
         return np.exp(self.predict_log_proba(X))
 
@@ -481,6 +531,17 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         -------
         y : ndarray of shape (n_samples,)
             Predicted labels, from ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import LangevinEBMClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 2))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> clf = LangevinEBMClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> clf = clf.fit(X, y)
+        >>> clf.predict(X[:3]).shape
+        (3,)
         """
         logits = self._logits(self._check_X(X))
         return self.classes_[np.argmax(logits, axis=1)]
@@ -500,6 +561,17 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         -------
         scores : ndarray of shape (n_samples,)
             The value -E(x) of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import LangevinEBMClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 2))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> clf = LangevinEBMClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> clf = clf.fit(X, y)
+        >>> clf.score_samples(X[:3]).shape
+        (3,)
         """
         z = self._logits(self._check_X(X))
         m = z.max(axis=1)
@@ -517,6 +589,17 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         -------
         energy : ndarray of shape (n_samples,)
             The energy E(x) of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import LangevinEBMClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 2))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> clf = LangevinEBMClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> clf = clf.fit(X, y)
+        >>> bool(np.allclose(clf.energy(X[:3]), -clf.score_samples(X[:3])))
+        True
         """
         return -self.score_samples(X)
 
@@ -551,6 +634,17 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         -------
         X : ndarray of shape (n_samples, n_features)
             Samples in the input scale, inside the training range.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import LangevinEBMClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 2))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> clf = LangevinEBMClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> clf = clf.fit(X, y)
+        >>> clf.sample(4, y=[0, 0, 1, 1], random_state=0).shape
+        (4, 2)
         """
         check_is_fitted(self)
         codes = None

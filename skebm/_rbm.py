@@ -318,6 +318,15 @@ class RBM(
         -------
         self : RBM
             The fitted model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> rbm.components_.shape
+        (2, 3)
         """
         return self._fit(X, reset=True)
 
@@ -338,6 +347,18 @@ class RBM(
         -------
         self : RBM
             The updated model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> online = RBM(n_components=2, random_state=0)
+        >>> for _ in range(3):
+        ...     online = online.partial_fit(X)
+        >>> online.components_.shape
+        (2, 3)
         """
         return self._fit(X, reset=False)
 
@@ -437,6 +458,15 @@ class RBM(
         -------
         h : ndarray of shape (n_samples, n_components)
             P(h_j = 1 | v) for each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> rbm.transform(X).shape
+        (4, 2)
         """
         X = self._check_X(X)
         return self._map(X, lambda ops, p, v: ops.mean_hiddens(v, p["W"], p["c"]))
@@ -453,6 +483,15 @@ class RBM(
         -------
         v : ndarray of shape (n_samples, n_features)
             E[v | h] for each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> rbm.inverse_transform(rbm.transform(X)).shape
+        (4, 3)
         """
         check_is_fitted(self)
         H = check_array(X, dtype=(np.float64, np.float32))
@@ -477,6 +516,15 @@ class RBM(
         -------
         free_energy : ndarray of shape (n_samples,)
             F(v); log p(v) = -F(v) - log Z.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> rbm.free_energy(X).shape
+        (4,)
         """
         X = self._check_X(X)
         return self._map(
@@ -498,6 +546,15 @@ class RBM(
         -------
         energy : ndarray of shape (n_samples,)
             F(v) for each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> bool(np.allclose(rbm.energy(X), rbm.free_energy(X)))
+        True
         """
         return self.free_energy(X)
 
@@ -517,6 +574,16 @@ class RBM(
         -------
         log_z : float
             The log partition function, cached for the current parameters and settings.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> log_z = rbm.log_partition()
+        >>> bool(np.allclose(rbm.score_samples(X), -rbm.free_energy(X) - log_z))
+        True
         """
         check_is_fitted(self)
         if method not in ("auto", "exact", "ais"):
@@ -568,6 +635,18 @@ class RBM(
         -------
         log_likelihood : ndarray of shape (n_samples,)
             The log-likelihood in nats (a log-density for Gaussian visible units).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> log_p = rbm.score_samples(X)
+        >>> log_p.shape
+        (4,)
+        >>> bool((log_p < 0).all())
+        True
         """
         X = self._check_X(X)
         log_z = self.log_partition()
@@ -589,6 +668,15 @@ class RBM(
         -------
         pseudo_likelihood : ndarray of shape (n_samples,)
             Pseudo-log-likelihood of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> rbm.pseudo_likelihood(X).shape
+        (4,)
         """
         if self.visible != "bernoulli":
             raise ValueError(
@@ -630,6 +718,15 @@ class RBM(
         -------
         v_new : ndarray of shape (n_samples, n_features)
             Values of the visible layer after one Gibbs step.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> rbm.gibbs(X).shape
+        (4, 3)
         """
         v = self._check_X(v)
         backend, device, p, rng = self._backend_rng()
@@ -682,6 +779,15 @@ default="random"
         -------
         X : ndarray of shape (n_samples, n_features)
             Samples (or their conditional means), in the dtype of the model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> rbm.sample(5, n_steps=100, random_state=0).shape
+        (5, 3)
         """
         check_is_fitted(self)
         backend, device, p, rng = self._backend_rng(random_state)

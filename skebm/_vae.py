@@ -326,6 +326,16 @@ class VAETransformer(
         -------
         self : VAETransformer
             The fitted model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import VAETransformer
+        >>> X = np.random.default_rng(0).random((40, 5))
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      random_state=0).fit(X)
+        >>> vae.likelihood_
+        'bernoulli'
         """
         return self._fit(X, y, incremental=False)
 
@@ -349,6 +359,17 @@ class VAETransformer(
         -------
         self : VAETransformer
             The updated model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import VAETransformer
+        >>> X = np.random.default_rng(0).random((40, 5))
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      random_state=0).fit(X)
+        >>> online = VAETransformer(n_components=2, hidden_layer_sizes=(8,), random_state=0)
+        >>> online.partial_fit(X).n_iter_
+        1
         """
         return self._fit(X, y, incremental=True, classes=classes)
 
@@ -592,6 +613,16 @@ class VAETransformer(
         -------
         Z : ndarray of shape (n_samples, n_components)
             Latent codes, in the dtype of X.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import VAETransformer
+        >>> X = np.random.default_rng(0).random((40, 5))
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      random_state=0).fit(X)
+        >>> vae.transform(X).shape
+        (40, 2)
         """
         X = self._check_X(X)
         vae = self._vae(self._torch())
@@ -617,6 +648,16 @@ class VAETransformer(
         X_original : ndarray of shape (n_samples, n_features)
             Reconstructions (probabilities for the Bernoulli likelihood), in the
             dtype of the input codes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import VAETransformer
+        >>> X = np.random.default_rng(0).random((40, 5))
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      random_state=0).fit(X)
+        >>> vae.inverse_transform(np.zeros((3, 2))).shape
+        (3, 5)
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=(np.float64, np.float32))
@@ -668,6 +709,16 @@ class VAETransformer(
             L_k in nats (a log-density in input units for the Gaussian
             likelihood), float64. Deterministic: the draws of a row depend on its
             values and the fitted model only (see Notes).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import VAETransformer
+        >>> X = np.random.default_rng(0).random((40, 5))
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      random_state=0).fit(X)
+        >>> vae.score_samples(X[:3], n_importance_samples=10).shape
+        (3,)
         """
         X = self._clip_unit_interval(self._check_X(X))
         k = self.n_importance_samples
@@ -695,6 +746,16 @@ class VAETransformer(
         -------
         energy : ndarray of shape (n_samples,)
             Minus the IWAE estimate of log p(x); lower is more probable.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import VAETransformer
+        >>> X = np.random.default_rng(0).random((40, 5))
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      random_state=0).fit(X)
+        >>> bool(np.allclose(vae.energy(X[:3]), -vae.score_samples(X[:3])))
+        True
         """
         return -self.score_samples(X)
 
@@ -728,6 +789,16 @@ class VAETransformer(
         -------
         X : ndarray of shape (n_samples, n_features)
             Generated rows in input units, in the dtype of the model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import VAETransformer
+        >>> X = np.random.default_rng(0).random((40, 5))
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      random_state=0).fit(X)
+        >>> vae.sample(3, random_state=0).shape
+        (3, 5)
         """
         check_is_fitted(self)
         rs = check_random_state(

@@ -130,6 +130,15 @@ class EnergyMixin:
         score : float
             Mean log-likelihood (higher is better), usable by ``GridSearchCV``
             without labels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skebm import RBM
+        >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+        >>> rbm = RBM(n_components=2, n_iter=20, random_state=0).fit(X)
+        >>> bool(np.isclose(rbm.score(X), rbm.score_samples(X).mean()))
+        True
         """
         return float(np.mean(self.score_samples(X)))
 

@@ -1,5 +1,6 @@
 """Every example runs (so none goes stale), with a non-interactive backend."""
 
+import importlib.util
 import pathlib
 import runpy
 
@@ -9,8 +10,15 @@ matplotlib = pytest.importorskip("matplotlib")
 EXAMPLES = sorted((pathlib.Path(__file__).parents[1] / "examples").rglob("plot_*.py"))
 
 
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+#: an example that mentions one of these needs PyTorch (skipped without it)
+TORCH_MARKERS = ("LangevinEBMClassifier", "VAETransformer", '"torch"')
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(path, monkeypatch):
+    if not HAS_TORCH and any(m in path.read_text() for m in TORCH_MARKERS):
+        pytest.skip("this example needs torch")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

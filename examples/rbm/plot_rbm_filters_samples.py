@@ -57,7 +57,9 @@ fig, axes = plt.subplots(len(steps), 10, figsize=(7, 4.6))
 done = 0
 for row, n in enumerate(steps):
     if n > done:
-        means = rbm.sample(10, n_steps=n - done, init=v, return_mean=True, random_state=n)
+        means = rbm.sample(
+            10, n_steps=n - done, init=v, return_mean=True, random_state=n
+        )
         v = (rng.random(means.shape) < means).astype(np.float32)
         done = n
     else:

@@ -376,6 +376,16 @@ def test_bad_input_errors(fitted, digits):
         fitted.transform(X_nan)
     with pytest.raises(ValueError, match="features"):
         fitted.transform(X[:, :10])
+    X_inf = X.copy()
+    X_inf[1, 3] = np.inf
+    for method in (fitted.transform, fitted.score_samples, fitted.partial_fit):
+        with pytest.raises(ValueError, match="infinity"):
+            method(X_inf)
+    for method in (fitted.score_samples, fitted.partial_fit):
+        with pytest.raises(ValueError, match="features"):
+            method(X[:, :10])
+    with pytest.raises(ValueError, match="features|n_components|shape"):
+        fitted.inverse_transform(np.zeros((2, 5), dtype=np.float32))
     with pytest.raises(ValueError, match="hidden_layer_sizes"):
         VAETransformer(hidden_layer_sizes=(4, 0)).fit(X)
     with pytest.raises(ValueError, match="n_importance_samples"):
@@ -431,6 +441,34 @@ def test_divergence_rolls_back_then_raises(digits, monkeypatch):
     monkeypatch.setattr(vae, "_divergence_reason", lambda: "exploded")
     with pytest.raises(FloatingPointError, match="learning_rate_init"):
         vae.fit(X)
+
+
+def test_real_divergence_restores_the_parameters_then_raises(digits):
+    """No monkeypatching: an absurd learning rate makes the loss non-finite."""
+    X = digits[0][:100]
+    vae = VAETransformer(
+        **{**SMALL, "max_iter": 3}, learning_rate_init=1e4, likelihood="gaussian"
+    )
+    with pytest.raises(FloatingPointError, match="learning_rate_init"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            vae.fit(X)
+    assert sum("rolled back" in str(w.message) for w in caught) == 3
+    # the state after the error is the last good one: the initial parameters
+    assert vae._net is not None
+    assert all(np.isfinite(p.detach().numpy()).all() for p in vae._net.parameters())
+
+
+def test_conditional_samples_are_of_the_requested_class(digits):
+    """An independent reader (logistic regression on real digits) agrees."""
+    from sklearn.linear_model import LogisticRegression
+
+    X_train, _, y_train, _ = digits
+    cvae = VAETransformer(conditional=True, random_state=0).fit(X_train, y_train)
+    reader = LogisticRegression(max_iter=2000).fit(X_train, y_train)
+    wanted = np.repeat(np.arange(10), 10)
+    samples = cvae.sample(100, y=wanted, return_mean=True, random_state=0)
+    assert np.mean(reader.predict(samples) == wanted) >= 0.8
 
 
 def test_set_output_pandas(fitted, digits):

@@ -47,4 +47,4 @@ docs: $(VENV)/.installed
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .venv-notorch build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-notorch build *.egg-info .pytest_cache docs/_build docs/auto_examples docs/generated

@@ -154,6 +154,25 @@ def test_deterministic_given_random_state(digits):
     assert a.temperature_ == b.temperature_
 
 
+def test_deterministic_with_several_threads(digits):
+    """Replay-buffer write-backs go to distinct rows: with repeated indices the
+    last of several threads to write would win, and refits would differ."""
+    from threadpoolctl import threadpool_limits
+
+    X, y = digits
+    previous = torch.get_num_threads()
+    try:
+        with threadpool_limits(4):
+            torch.set_num_threads(4)
+            fits = [
+                LangevinEBMClassifier(**{**FAST, "buffer_size": 40}).fit(X, y)
+                for _ in range(2)
+            ]
+    finally:
+        torch.set_num_threads(previous)
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+
+
 def test_global_torch_random_state_is_untouched(digits):
     X, y = digits
     torch.manual_seed(123)

@@ -82,10 +82,14 @@ def sample_buffer(
     """Draw n chain starts from the replay buffer, a fraction re-initialised to noise.
 
     Returns the starts and their buffer indices (to write the new states back).
+    The first ``min(n, len(buffer))`` indices are distinct (a random permutation,
+    repeated when n exceeds the buffer): only those are written back, because a
+    write to a repeated index would go to whichever thread writes last and
+    training would not be reproducible.
     """
-    idx = torch.randint(
-        0, buffer.shape[0], (n,), generator=generator, device=buffer.device
-    )
+    size = buffer.shape[0]
+    perm = torch.randperm(size, generator=generator, device=buffer.device)
+    idx = perm.repeat(-(-n // size))[:n]
     starts = buffer[idx]
     fresh = torch.rand(n, generator=generator, device=buffer.device) < reinit_freq
     noise = uniform(starts.shape, starts, generator)
@@ -139,7 +143,8 @@ def make_train_loss(
             return ce, ce.detach()
         starts, idx = sample_buffer(buffer, xb.shape[0], reinit_freq, generator)
         samples = sgld(net, starts, sgld_steps, sgld_step_size, sgld_noise, generator)
-        buffer[idx] = samples
+        distinct = min(len(idx), buffer.shape[0])
+        buffer[idx[:distinct]] = samples[:distinct]
         logits = net(torch.cat([xb, samples]))
         loss, ce, e_peak = jem_loss(
             logits[: xb.shape[0]], yb, logits[xb.shape[0] :], energy_weight, energy_l2

@@ -475,6 +475,7 @@ default="hebbian"
         return self._fit(X, reset=False)
 
     def _fit(self, X, *, reset):
+        before = dict(vars(self))  # storing is atomic: Ctrl-C restores this
         first = reset or not hasattr(self, "memories_")
         if not first and self.rule != self._fitted_rule:
             raise ValueError(
@@ -490,9 +491,25 @@ default="hebbian"
         patterns = self._as_patterns(X)
         backend, device = self._get_backend()
         state = self._load_state(backend, device, rule.state_names, self._dtype)
+        # storing updates W in place: work on copies, so that storing is atomic
+        state = {key: backend.core.copy(value) for key, value in state.items()}
         Xi = backend.core.asarray(self._to_states(patterns), self._dtype, device)
-        with backend.core.thread_limit():
-            rule.store(backend.hopfield, state, Xi)
+        try:
+            with backend.core.thread_limit():
+                rule.store(backend.hopfield, state, Xi)
+        except KeyboardInterrupt:
+            vars(self).clear()
+            vars(self).update(before)
+            stored = getattr(self, "memories_", np.empty((0, 0))).shape[0]
+            warnings.warn(
+                f"Storing interrupted by the user: none of the {X.shape[0]} patterns "
+                "of this call was stored (storing is atomic); the estimator is as "
+                f"before the call, its memory holds {stored} patterns"
+                + ("." if stored else " and it is not fitted."),
+                UserWarning,
+                stacklevel=3,
+            )
+            return self
         self._store_state(backend, state, rule.state_names)
         self.memories_ = np.concatenate([self.memories_, patterns])
         self.n_iter_ += 1

@@ -485,3 +485,36 @@ def test_capacity_warning_states_the_capacity(rule, n_patterns, capacity):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         HopfieldMemory(rule).fit(X[: int(est.capacity_)])
+
+
+@pytest.mark.parametrize("rule", ["hebbian", "storkey", "pseudoinverse", "modern"])
+def test_keyboard_interrupt_while_storing_is_atomic(rule, monkeypatch):
+    """Ctrl-C in partial_fit keeps the earlier memory intact and usable; in a first
+    fit it leaves the estimator unfitted (a memory of nothing is no model)."""
+    from sklearn.exceptions import NotFittedError
+
+    import skebm._hopfield as hopfield_module
+
+    X = np.where(np.random.default_rng(0).random((5, 40)) < 0.5, -1.0, 1.0)
+    memory = HopfieldMemory(rule=rule, random_state=0).fit(X[:3])
+    weights = getattr(memory, "weights_", None)
+    weights = None if weights is None else weights.copy()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hopfield_module.RULES[rule], "store", interrupted)
+    with pytest.warns(UserWarning, match="interrupted.*holds 3 patterns"):
+        memory.partial_fit(X[3:])
+    assert memory.memories_.shape == (3, 40)
+    if weights is not None:
+        np.testing.assert_array_equal(memory.weights_, weights)
+    np.testing.assert_array_equal(memory.predict(X[:3]), [0, 1, 2])
+    with pytest.warns(UserWarning, match="holds 3 patterns"):
+        memory.fit(X)  # a refit interrupted keeps the previous model
+    np.testing.assert_array_equal(memory.predict(X[:3]), [0, 1, 2])
+    fresh = HopfieldMemory(rule=rule, random_state=0)
+    with pytest.warns(UserWarning, match="not fitted"):
+        fresh.fit(X)
+    with pytest.raises(NotFittedError):
+        fresh.predict(X)

@@ -21,8 +21,9 @@ from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
 from skebm.utils._docstring import substitute_docstring
 
-#: score_samples evaluates this many (row, importance sample) pairs per decoder call
-_PAIRS_PER_CALL = 2**16
+#: score_samples evaluates about this many decoder outputs (row x importance sample x
+#: feature, float64) per decoder call: 2**22 values, 32 MiB, whatever the width of X
+_VALUES_PER_CALL = 2**22
 
 
 @substitute_docstring
@@ -580,8 +581,9 @@ class VAETransformer(
             X_model = np.hstack([X_model, labels])
         # bound the memory: rows x draws x classes pairs per decoder call
         n_classes = max(self._n_classes, 1)
-        rows = max(1, _PAIRS_PER_CALL // (k * n_classes))
-        chunk = max(1, _PAIRS_PER_CALL // (rows * n_classes))
+        pairs = max(1, _VALUES_PER_CALL // max(n_features, 1))
+        rows = max(1, pairs // (k * n_classes))
+        chunk = max(1, pairs // (rows * n_classes))
         out = []
         for start in range(0, X_model.shape[0], rows):
             block = X_model[start : start + rows]

@@ -299,7 +299,7 @@ def test_inference_in_small_row_batches_equals_unbatched(name, monkeypatch):
                 return predict_tensor(self, X, fn, dtype, batch_rows=rows)
 
             monkeypatch.setattr(NeuralFitMixin, "_predict_tensor", small_predict_tensor)
-            monkeypatch.setattr("skebm._vae._PAIRS_PER_CALL", 8)
+            monkeypatch.setattr("skebm._vae._VALUES_PER_CALL", 8)
         batched = _outputs(est, X)
     if not name.startswith("hopfield"):
         assert calls, "inference did not go through the batching helper"

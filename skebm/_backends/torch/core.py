@@ -98,6 +98,17 @@ def _settable_thread_pool() -> bool:
     return "native thread pool" not in torch.__config__.parallel_info()
 
 
+@functools.cache
+def _thread_pools() -> threadpoolctl.ThreadpoolController:
+    """The BLAS / OpenMP libraries loaded with torch, found once per process.
+
+    Scanning the loaded libraries (``threadpool_info``) takes milliseconds; asking
+    the found ones for their current thread count takes microseconds, and
+    ``thread_limit`` runs around every prediction.
+    """
+    return threadpoolctl.ThreadpoolController()
+
+
 def _thread_budget() -> int | None:
     """The fewest threads any BLAS / OpenMP library loaded here may use, or None.
 
@@ -106,7 +117,7 @@ def _thread_budget() -> int | None:
     joblib's loky backend (``inner_max_num_threads``) and Dask's nanny set in
     worker processes, or the number of CPUs when nothing limits.
     """
-    counts = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
+    counts = [lib.num_threads for lib in _thread_pools().lib_controllers]
     return min(counts, default=None)
 
 

@@ -16,6 +16,7 @@ only, so a model fitted on a GPU loads on a machine without one. This module nev
 imports torch: it reaches it through :func:`require_torch`.
 """
 
+import functools
 import time
 import warnings
 
@@ -28,8 +29,9 @@ from skebm._backends import get_backend
 from skebm.base import _SEED_MAX, VersionedStateMixin
 from skebm.utils._callbacks import CallbackSupport, EpochTasks
 
-#: private attributes holding torch objects, with the NumPy form pickles keep instead
-_TORCH_ATTRS = {"_net": "_net_state", "_optim": "_optim_state"}
+#: private attributes tied to torch (objects, their device): never pickled; the module
+#: and optimiser travel as NumPy ``_net_state`` / ``_optim_state`` instead
+_TORCH_ATTRS = ("_net", "_optim", "_net_device")
 
 #: hidden-layer activations of the default networks (the keys of the torch backend's
 #: ``nn.ACTIVATIONS`` registry; listed here so that validation needs no torch)
@@ -112,7 +114,6 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
             state["_optim_state"] = be.nn.optimizer_state(state["_optim"])
         for attr in _TORCH_ATTRS:
             state.pop(attr, None)
-        state.pop("_net_device", None)
         if "_dtype" in state:  # a name, not a numpy.dtype: skops trusts str
             state["_dtype"] = np.dtype(state["_dtype"]).name
         return state
@@ -187,25 +188,21 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         return self.early_stopping
 
     def _split(self, X, y):
-        seed = self.random_state_.randint(_SEED_MAX)
-        stratify = y if self._stratify else None
+        """(X_train, X_val, y_train, y_val), stratified by y for classifiers when
+        every class is large enough."""
+        split = functools.partial(
+            train_test_split,
+            test_size=self.validation_fraction,
+            random_state=self.random_state_.randint(_SEED_MAX),
+        )
         if y is None:
-            X_train, X_val = train_test_split(
-                X, test_size=self.validation_fraction, random_state=seed
-            )
-            return X_train, X_val, None, None
-        try:
-            return train_test_split(
-                X,
-                y,
-                test_size=self.validation_fraction,
-                random_state=seed,
-                stratify=stratify,
-            )
-        except ValueError:  # a class too small to stratify
-            return train_test_split(
-                X, y, test_size=self.validation_fraction, random_state=seed
-            )
+            return (*split(X), None, None)
+        if self._stratify:
+            try:
+                return split(X, y, stratify=y)
+            except ValueError:  # a class too small to stratify
+                pass
+        return split(X, y)
 
     def _run_epochs(self, be, device, X, y, X_val, y_val, *, incremental, tasks):
         net, dtype = self._net, self._dtype

@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.special import log_softmax, logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
@@ -460,7 +461,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     def _logits(self, X):
         """f(x) of validated rows in the input scale."""
         return self._predict_tensor(
-            self._to_internal(X), lambda be, net, x: be.langevin.logits(net, x)
+            self._to_internal(X), lambda be, net, x: be.nn.forward(net, x)
         )
 
     def predict_log_proba(self, X):
@@ -488,9 +489,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         >>> bool(np.allclose(np.exp(log_proba), clf.predict_proba(X[:3])))
         True
         """
-        z = self._logits(self._check_X(X)) / self.temperature_
-        z = z - z.max(axis=1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return log_softmax(self._logits(self._check_X(X)) / self.temperature_, axis=1)
 
     def predict_proba(self, X):
         """Class probabilities softmax(f(x) / ``temperature_``).
@@ -575,9 +574,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         >>> clf.score_samples(X[:3]).shape
         (3,)
         """
-        z = self._logits(self._check_X(X))
-        m = z.max(axis=1)
-        return m + np.log(np.exp(z - m[:, None]).sum(axis=1))
+        return logsumexp(self._logits(self._check_X(X)), axis=1)
 
     def energy(self, X):
         """Energy E(x) = -logsumexp_y f(x)[y] (lower = more probable).

@@ -155,12 +155,6 @@ def make_train_loss(
     return loss_fn
 
 
-def logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    net.eval()
-    with torch.no_grad():
-        return net(x)
-
-
 def fit_temperature(logits_val: torch.Tensor, y_val: torch.Tensor) -> float:
     """The temperature T minimising the NLL of softmax(logits / T) (Guo et al. 2017).
 

@@ -1,7 +1,6 @@
 """Variational autoencoder as a scikit-learn transformer and density model."""
 
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -20,10 +19,18 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
 from skebm.utils._docstring import substitute_docstring
+from skebm.utils._random import row_normal_draws
+from skebm.utils._validation import clip_unit_interval
 
 #: score_samples evaluates about this many decoder outputs (row x importance sample x
 #: feature, float64) per decoder call: 2**22 values, 32 MiB, whatever the width of X
 _VALUES_PER_CALL = 2**22
+
+#: what the clipping warning of score_samples suggests
+_CLIP_ADVICE = (
+    "The Bernoulli likelihood is defined there only. In a Pipeline, "
+    "MinMaxScaler(clip=True) keeps new data in range."
+)
 
 
 @substitute_docstring
@@ -449,22 +456,6 @@ class VAETransformer(
                 "use likelihood='gaussian' (or 'auto', which picks it for such data)."
             )
 
-    def _clip_unit_interval(self, X):
-        """Bernoulli scores of rows outside [0, 1]: clip them (and say so)."""
-        if self.likelihood_ != "bernoulli" or X.size == 0:
-            return X
-        if X.min() < 0.0 or X.max() > 1.0:
-            warnings.warn(
-                f"X has values in [{X.min():.3g}, {X.max():.3g}], outside [0, 1], "
-                "where the Bernoulli likelihood is defined: they are clipped to "
-                "[0, 1] for score_samples. In a Pipeline, MinMaxScaler(clip=True) "
-                "keeps new data in range.",
-                UserWarning,
-                stacklevel=3,
-            )
-            X = np.clip(X, 0.0, 1.0)
-        return X
-
     def _scaled(self, X):
         """Data in the model's units: (X - centre) / scale."""
         if self.likelihood_ == "bernoulli":
@@ -587,7 +578,7 @@ class VAETransformer(
         out = []
         for start in range(0, X_model.shape[0], rows):
             block = X_model[start : start + rows]
-            eps = _row_normal_draws(
+            eps = row_normal_draws(
                 block[:, :n_features], self._score_seed, k, self.n_components
             )
             eps_t = be.core.asarray(eps, np.float64, device)
@@ -722,7 +713,9 @@ class VAETransformer(
         >>> vae.score_samples(X[:3], n_importance_samples=10).shape
         (3,)
         """
-        X = self._clip_unit_interval(self._check_X(X))
+        X = self._check_X(X)
+        if self.likelihood_ == "bernoulli":
+            X = clip_unit_interval(X, warn=True, advice=_CLIP_ADVICE, stacklevel=3)
         k = self.n_importance_samples
         if n_importance_samples is not None:
             if (
@@ -832,41 +825,3 @@ class VAETransformer(
 
 def _dense(X):
     return X.toarray() if sp.issparse(X) else X
-
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _splitmix64(x):
-    """The SplitMix64 finaliser: a bijective mix of 64-bit integers (vectorised)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def _row_normal_draws(X, seed, k, d):
-    """Standard-normal draws of shape (k, n_rows, d), a function of each row only.
-
-    Each row is hashed (its float64 bits, with ``seed``) and the hash seeds a
-    counter-based SplitMix64 stream turned into normals by Box-Muller. A row's draws
-    depend neither on the other rows nor on their order (batch-independent scores),
-    different rows get independent draws (so a mean over rows averages the Monte
-    Carlo error out), and the first k draws of a row are the same for every k.
-    """
-    bits = np.ascontiguousarray(X, dtype=np.float64).view(np.uint64)
-    with np.errstate(over="ignore"):
-        h = np.full(bits.shape[0], np.uint64(seed), dtype=np.uint64)
-        for j in range(bits.shape[1]):
-            h = _splitmix64(h ^ bits[:, j] + _GOLDEN)
-        m = np.arange(k * d, dtype=np.uint64)
-        pair = m // np.uint64(2)
-        stream = h[:, None] + _GOLDEN * (np.uint64(2) * pair + np.uint64(1))[None, :]
-        u1 = (_splitmix64(stream) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-        u2 = (_splitmix64(stream + _GOLDEN) >> np.uint64(11)).astype(np.float64)
-        u2 *= 2.0**-53
-    radius = np.sqrt(-2.0 * np.log1p(-u1))  # 1 - u1 in (0, 1]
-    angle = 2.0 * np.pi * u2 + np.where(m % 2 == 1, -0.5 * np.pi, 0.0)
-    eps = radius * np.cos(angle)  # cos for even m, sin for odd m of the same pair
-    return eps.reshape(bits.shape[0], k, d).transpose(1, 0, 2)

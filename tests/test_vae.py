@@ -202,10 +202,10 @@ def test_score_samples_is_the_exact_marginal_of_a_linear_gaussian_model():
 
 
 def test_row_draws_are_standard_normal_and_independent():
-    from skebm._vae import _row_normal_draws
+    from skebm.utils._random import row_normal_draws
 
     X = np.random.default_rng(0).random((4000, 3))
-    eps = _row_normal_draws(X, 123, 4, 2)
+    eps = row_normal_draws(X, 123, 4, 2)
     assert eps.shape == (4, 4000, 2)
     assert stats.kstest(eps.ravel(), "norm").pvalue > 1e-3
     # across rows, draws and latent dimensions: uncorrelated (also in squares)
@@ -215,8 +215,8 @@ def test_row_draws_are_standard_normal_and_independent():
         assert np.abs(C).max() < 0.07
     assert abs(np.corrcoef(flat[:-1, 0], flat[1:, 0])[0, 1]) < 0.07
     # a row's first k draws do not depend on k, the other rows or the seed's reuse
-    np.testing.assert_array_equal(_row_normal_draws(X[5:9], 123, 2, 2), eps[:2, 5:9])
-    assert not np.array_equal(_row_normal_draws(X[:3], 124, 4, 2), eps[:, :3])
+    np.testing.assert_array_equal(row_normal_draws(X[5:9], 123, 2, 2), eps[:2, 5:9])
+    assert not np.array_equal(row_normal_draws(X[:3], 124, 4, 2), eps[:, :3])
 
 
 def test_gaussian_score_is_in_input_units():

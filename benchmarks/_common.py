@@ -422,3 +422,31 @@ def _json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def run_sections(report: Report, steps, sections) -> None:
+    """Run the ``(key, thunk)`` steps whose key is selected; add and print each table."""
+    for key, run in steps:
+        if key in sections:
+            t0 = time.perf_counter()
+            table = report.add(run())
+            print(table.to_markdown())
+            print(f"({time.perf_counter() - t0:.0f} s)\n", flush=True)
+
+
+def finish(report: Report, started: float, out: Path | None) -> None:
+    """Record the load at the end, print the targets, write the files (if ``out``)."""
+    elapsed = time.perf_counter() - started
+    report.machine["load_average_at_end_1_5_15min"] = [
+        round(x, 2) for x in os.getloadavg()
+    ]
+    print("## Targets")
+    for t in report.targets():
+        print(
+            f"- {t['target']}: target met: {'yes' if t['met'] else 'no'} "
+            f"({t['detail']})"
+        )
+    print(f"\nwhole run: {elapsed:.0f} s")
+    if out is not None:
+        md, js = report.write(out, elapsed)
+        print(f"wrote {md} and {js}")

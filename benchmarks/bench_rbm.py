@@ -23,7 +23,6 @@ data; nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
 from pathlib import Path
@@ -34,11 +33,13 @@ from _common import (
     Report,
     Table,
     cuda_available,
+    finish,
     gemm_rate,
     interleaved_timings,
     loop_rate,
     machine_info,
     mean_std,
+    run_sections,
     time_call,
 )
 from sklearn.datasets import load_digits
@@ -684,26 +685,8 @@ def main(argv=None) -> int:
         ("3", lambda: _single_thread(section_log_likelihood, cfg)),
         ("3", lambda: _single_thread(section_pipeline, cfg)),
     ]
-    for key, run in steps:
-        if key in sections:
-            t0 = time.perf_counter()
-            table = report.add(run())
-            print(table.to_markdown())
-            print(f"({time.perf_counter() - t0:.0f} s)\n", flush=True)
-    elapsed = time.perf_counter() - tic
-    report.machine["load_average_at_end_1_5_15min"] = [
-        round(x, 2) for x in os.getloadavg()
-    ]
-    print("## Targets")
-    for t in report.targets():
-        print(
-            f"- {t['target']}: target met: {'yes' if t['met'] else 'no'} "
-            f"({t['detail']})"
-        )
-    print(f"\nwhole run: {elapsed:.0f} s")
-    if out is not None:
-        md, js = report.write(out, elapsed)
-        print(f"wrote {md} and {js}")
+    run_sections(report, steps, sections)
+    finish(report, tic, out)
     return 0
 
 

@@ -23,9 +23,9 @@ smoke run that writes files only with ``--out``. Nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +34,11 @@ from _common import (
     RESULTS_DIR,
     Report,
     Table,
+    finish,
     interleaved_timings,
     machine_info,
     mean_std,
+    run_sections,
 )
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_digits
@@ -423,26 +425,10 @@ def main(argv=None) -> int:
         ("3", section_generator),
         ("4", section_overhead),
     ]
-    for key, run in steps:
-        if key in sections:
-            t0 = time.perf_counter()
-            table = report.add(run(cfg, data))
-            print(table.to_markdown())
-            print(f"({time.perf_counter() - t0:.0f} s)\n", flush=True)
-    elapsed = time.perf_counter() - tic
-    report.machine["load_average_at_end_1_5_15min"] = [
-        round(x, 2) for x in os.getloadavg()
-    ]
-    print("## Targets")
-    for t in report.targets():
-        print(
-            f"- {t['target']}: target met: {'yes' if t['met'] else 'no'} "
-            f"({t['detail']})"
-        )
-    print(f"\nwhole run: {elapsed:.0f} s")
-    if out is not None:
-        md, js = report.write(out, elapsed)
-        print(f"wrote {md} and {js}")
+    run_sections(
+        report, [(key, partial(run, cfg, data)) for key, run in steps], sections
+    )
+    finish(report, tic, out)
     return 0
 
 

@@ -99,6 +99,45 @@ def test_hebbian_weights():
     np.testing.assert_array_equal(W, W.T)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "n_patterns, n_units, low_rank",
+    [(5, 64, True), (20, 64, True), (30, 64, True), (40, 64, False)],
+)
+def test_sync_hebbian_recall_equals_textbook_updates(
+    backend, n_patterns, n_units, low_rank, monkeypatch
+):
+    """Synchronous Hebbian recall computes W s as Xi^T (Xi s) while 2 P < N; the
+    states must be those of the textbook loop s <- sign(W s) (ties keep s_i), which
+    runs here on the integer matrix sum_mu xi_mu xi_mu^T with a zero diagonal."""
+    X = patterns(n_patterns, n_units, seed=n_patterns)
+    rng = np.random.default_rng(3)
+    probes = corrupt(X[rng.integers(0, n_patterns, 300)], 0.2, seed=4)
+    W = X.T @ X
+    np.fill_diagonal(W, 0.0)
+    expected, converged = probes.copy(), np.zeros(len(probes), dtype=bool)
+    for i, s in enumerate(expected):
+        for _ in range(100):
+            h = W @ s
+            new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, s))
+            if np.array_equal(new, s):
+                converged[i] = True
+                break
+            s[:] = new
+    ops = get_backend(backend).hopfield
+    if low_rank:  # the path under test must be the one taken
+
+        def no_full_gap(*args):
+            raise AssertionError("pairwise_gap used although 2 P < N")
+
+        monkeypatch.setattr(ops, "pairwise_gap", no_full_gap)
+    est = fit_quiet(HopfieldMemory(update="sync", backend=backend, device="cpu"), X)
+    out = est.recall(probes)
+    assert converged.mean() > 0.5
+    np.testing.assert_array_equal(out.converged, converged)
+    np.testing.assert_array_equal(out.states[converged], expected[converged])
+
+
 def test_pseudoinverse_is_projector_and_stores_half_n_exactly():
     n = 64
     X = patterns(n // 2, n, seed=5)

@@ -202,6 +202,19 @@ def pairwise_gap(s: np.ndarray, W: np.ndarray) -> np.ndarray:
     return g
 
 
+def hebbian_gap(s: np.ndarray, Xi: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """gap = 2 W s for the Hebbian W = (Xi^T Xi - diag(d)) / N, from the patterns.
+
+    ``d`` is the diagonal of Xi^T Xi (P for spins). Two GEMMs of 2 n N P flops instead
+    of one of 2 n N^2: the cheaper form while 2 P < N. For spin patterns and states the
+    sums are integers, exact in floating point, so the signs equal those of s @ W.
+    """
+    g = (s @ Xi.T) @ Xi
+    g -= s * d
+    g *= 2.0 / s.shape[1]
+    return g
+
+
 def pairwise_tolerance(W: np.ndarray) -> np.ndarray:
     """Tie tolerance of each unit's gap, shape (N,)."""
     return tie_tolerance(2.0 * np.abs(W).sum(axis=0), W.shape[0])
@@ -423,15 +436,23 @@ def pairwise_recall(
     update: str,
     max_iter: int,
     order_rng: np.random.Generator,
+    factors: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Recall under E(s) = -1/2 s^T W s; returns (s, n_iter, status).
 
     ``tol`` is :func:`pairwise_tolerance` of W, computed once when W is stored.
+    ``factors`` = (Xi, d) of a Hebbian W: synchronous updates then compute the gaps
+    by :func:`hebbian_gap`.
     """
     if update == "sync":
+        gap = (
+            (lambda t: pairwise_gap(t, W))
+            if factors is None
+            else (lambda t: hebbian_gap(t, *factors))
+        )
         return sync_loop(
             s,
-            lambda t: (pairwise_gap(t, W), tol),
+            lambda t: (gap(t), tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
         )

@@ -131,6 +131,12 @@ def pairwise_gap(s: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     return (s @ W).mul_(2.0)
 
 
+def hebbian_gap(s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    g = (s @ Xi.T) @ Xi
+    g -= s * d
+    return g.mul_(2.0 / s.shape[1])
+
+
 def pairwise_tolerance(W: torch.Tensor) -> torch.Tensor:
     return tie_tolerance(2.0 * W.abs().sum(dim=0), W.shape[0])
 
@@ -306,11 +312,17 @@ def pairwise_recall(
     update: str,
     max_iter: int,
     order_rng: np.random.Generator,
+    factors: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if update == "sync":
+        gap = (
+            (lambda t: pairwise_gap(t, W))
+            if factors is None
+            else (lambda t: hebbian_gap(t, *factors))
+        )
         return sync_loop(
             s,
-            lambda t: (pairwise_gap(t, W), tol),
+            lambda t: (gap(t), tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
         )

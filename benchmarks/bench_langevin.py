@@ -116,10 +116,12 @@ def classification_tables(data, seeds, device, jem_kw):
     X_train, X_test, y_train, y_test = data
     rng = np.random.default_rng(0)
     ood = outliers(X_test, rng)
+    holdout = "LangevinEBMClassifier, hold-out temperature"
     metrics = {
         "MLPClassifier": [],
         "LogisticRegression": [],
         "LangevinEBMClassifier": [],
+        holdout: [],
     }
     rollbacks = []
     fitted_jems = []
@@ -128,6 +130,7 @@ def classification_tables(data, seeds, device, jem_kw):
             "MLPClassifier": mlp(seed),
             "LogisticRegression": LogisticRegression(max_iter=5000),
             "LangevinEBMClassifier": jem(seed, device, **jem_kw),
+            holdout: jem(seed, device, **{"calibration_cv": None, **jem_kw}),
         }
         for name, model in models.items():
             model, secs, n_rb = fit_quiet(model, X_train, y_train)
@@ -200,8 +203,11 @@ def classification_tables(data, seeds, device, jem_kw):
     quality.notes.append(
         f"Both networks have hidden layers {HIDDEN} and batch size {BATCH}; "
         "MLPClassifier at its other defaults (adam, early stop on the training loss), "
-        "LangevinEBMClassifier at its defaults, which hold out 10% of the training "
-        "rows to fit the calibration temperature."
+        "LangevinEBMClassifier at its defaults: its calibration temperature fits the "
+        "out-of-fold logits of two copies trained on halves of the training rows "
+        "(calibration_cv=2), and the returned network trains on all of them. The "
+        "hold-out row (calibration_cv=None, the first design) fits the temperature "
+        "on 10% of the training rows, which that network does not train on."
     )
 
     ood_table = Table(
@@ -356,18 +362,22 @@ def cost_table(data, device, epochs, repeats, sgld_steps=20):
     def fit_mlp():
         fit_quiet(mlp(0, **forced), X_train, y_train)
 
-    def fit_jem():
-        fit_quiet(
-            jem(0, device, calibrate=False, sgld_steps=sgld_steps, **forced),
-            X_train,
-            y_train,
-        )
+    def fit_jem(**kw):
+        fit_quiet(jem(0, device, sgld_steps=sgld_steps, **forced, **kw), X_train, y_train)
 
+    calibrated = "LangevinEBMClassifier, default calibration (calibration_cv=2)"
     times = interleaved_timings(
-        {"MLPClassifier": fit_mlp, "LangevinEBMClassifier": fit_jem}, repeats=repeats
+        {
+            "MLPClassifier": fit_mlp,
+            "LangevinEBMClassifier": lambda: fit_jem(calibrate=False),
+            calibrated: fit_jem,
+        },
+        repeats=repeats,
     )
     t_m, t_j = min(times["MLPClassifier"]), min(times["LangevinEBMClassifier"])
+    t_c = min(times[calibrated])
     ratio = t_j / t_m / (sgld_steps + 2)
+    ratio_c = t_c / t_m / (sgld_steps + 2)
     table = Table(
         f"Cost: {epochs} epochs, batch size {BATCH}, hidden {HIDDEN} "
         f"(best of {repeats}, interleaved)",
@@ -375,17 +385,26 @@ def cost_table(data, device, epochs, repeats, sgld_steps=20):
     )
     table.add(model="MLPClassifier", fit_s=t_m, times=times["MLPClassifier"])
     table.add(
-        model="LangevinEBMClassifier", fit_s=t_j, times=times["LangevinEBMClassifier"]
+        model="LangevinEBMClassifier, calibrate=False",
+        fit_s=t_j,
+        times=times["LangevinEBMClassifier"],
+    )
+    table.add(model=calibrated, fit_s=t_c, times=times[calibrated])
+    table.notes.append(
+        f"Training loop: JEM / MLP = {t_j / t_m:.1f}x; divided by sgld_steps + 2 = "
+        f"{sgld_steps + 2}: {ratio:.2f}. Each JEM minibatch runs {sgld_steps} sampler "
+        "passes (forward + input gradient) and one forward + backward on data and "
+        "samples together."
     )
     table.notes.append(
-        f"JEM / MLP = {t_j / t_m:.1f}x; divided by sgld_steps + 2 = {sgld_steps + 2}: "
-        f"{ratio:.2f}. Each JEM minibatch runs {sgld_steps} sampler passes (forward + "
-        "input gradient) and one forward + backward on data and samples together."
+        f"With the default cross-fitted temperature (two more trainings, on half of "
+        f"the rows each): JEM / MLP = {t_c / t_m:.1f}x, {ratio_c:.2f} x (sgld_steps + 2)."
     )
     table.target(
         "fit time <= 1.5 x (sgld_steps + 2) x MLPClassifier's",
-        ratio <= 1.5,
-        f"{ratio:.2f} x (sgld_steps + 2)",
+        ratio_c <= 1.5,
+        f"{ratio:.2f} x (sgld_steps + 2) for the training loop, {ratio_c:.2f} x "
+        "with the default calibration",
     )
     return table
 
@@ -417,7 +436,7 @@ def main(argv=None):
         "Digits (1797 x 64, pixel values 0-16), stratified 75/25 split "
         "(random_state=0). LangevinEBMClassifier at its defaults: hidden (256, 256), "
         "swish, 100 epochs at most, 20 SGLD steps of size 0.1 with noise 0.05 per "
-        "batch, temperature fitted on 10% of the training rows."
+        "batch, temperature cross-fitted on two folds (calibration_cv=2)."
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

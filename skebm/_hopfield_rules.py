@@ -103,7 +103,7 @@ class _Hebbian(_Pairwise):
         Xi = p["Xi"]
         kw = {"update": est.update, "max_iter": est.max_iter, "order_rng": order_rng}
         if est.update == "sync" and 2 * Xi.shape[0] < Xi.shape[1]:
-            kw["factors"] = (Xi, (Xi * Xi).sum(0))
+            kw["factors"] = ops.hebbian_factors(Xi)
         return (*ops.pairwise_recall(s, p["W"], p["tol"], **kw), None)
 
 

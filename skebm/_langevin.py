@@ -1,10 +1,13 @@
 """JEM: a classifier whose logits define an energy, trained with SGLD negatives."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import log_softmax, logsumexp
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
@@ -96,11 +99,23 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         unseen digit classes better than 0.1 (held-out-class AUROC 0.96 against
         0.92 over five seeds).
     calibrate : bool, default=True
-        Fit a temperature T on the held-out ``validation_fraction`` after training
-        so that ``predict_proba = softmax(f(x) / T)`` is calibrated (Guo et al.,
-        2017). The energy, ``predict`` and :meth:`score_samples` do not depend on T.
-        The held-out rows are used for training when ``calibrate=False`` and
-        ``early_stopping=False``.
+        Fit a temperature T after training so that
+        ``predict_proba = softmax(f(x) / T)`` is calibrated (temperature scaling,
+        Guo et al., 2017): T minimises the log-loss of logits on rows the network
+        did not train on (see ``calibration_cv``). The energy, ``predict`` and
+        :meth:`score_samples` do not depend on T.
+    calibration_cv : int or None, default=2
+        Where the calibration logits come from. An int k: cross-fitting, as
+        :class:`~sklearn.calibration.CalibratedClassifierCV` with
+        ``ensemble=False`` does: k copies of the model (same parameters, other
+        seeds) train on k stratified folds of the data, each with one fold held
+        out; T fits the out-of-fold logits of every row, and the returned network
+        trains on all the rows. This costs k extra trainings on (k - 1) / k of the
+        rows (for k = 2, about one more ``fit``). None: T fits the logits of a
+        held-out ``validation_fraction`` of the rows, which the network then does
+        not train on; cheaper, but a temperature fitted to the few errors of a
+        small split is noisy (on the digits, ECE 0.017 against 0.011 with k = 2).
+        Only :meth:`fit` calibrates; :meth:`partial_fit` keeps ``temperature_``.
     module : callable or None, default=None
         Factory of a custom network: ``module(n_features, n_classes)`` returns a
         ``torch.nn.Module`` that maps a float tensor of shape
@@ -153,7 +168,18 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     **Input scale.** ``fit`` learns each feature's range and maps it linearly to
     [-1, 1] (constant features to 0); the network sees these values, SGLD runs
     and clamps in [-1, 1], and :meth:`sample` maps its samples back to the input
-    scale. Inputs outside the training range are not clipped at prediction time.
+    scale. The classifier (:meth:`predict`, :meth:`predict_proba`) sees inputs
+    outside the training range unclipped, as MLPClassifier would.
+
+    **Density outside the training range.** The sampler, and so the learnt
+    density, lives in the box [-1, 1]^d of the training ranges: beyond it the
+    network's values are extrapolation that training never shaped (on the digits,
+    one seed in ten rated inverted digits, far outside the box, above real ones).
+    :meth:`score_samples` therefore evaluates the network at the nearest point of
+    the box and subtracts half the squared distance to it in the internal scale,
+    a Gaussian tail of unit width: -E(x) = logsumexp_y f(c(z))[y] - ||z - c(z)||^2 / 2
+    with z the internal coordinates of x and c the clipping to [-1, 1]. Inside the
+    box (every training row and every sample) this is logsumexp_y f(z)[y].
 
     **Robustness.** An epoch whose loss or parameters become non-finite, or whose
     energies exceed 1e4 in magnitude, is rolled back (network, optimiser and
@@ -211,6 +237,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         "energy_weight": [Interval(Real, 0, None, closed="left")],
         "energy_l2": [Interval(Real, 0, None, closed="left")],
         "calibrate": ["boolean"],
+        "calibration_cv": [Interval(Integral, 2, None, closed="left"), None],
         "module": [callable, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -245,6 +272,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         energy_weight=1.0,
         energy_l2=0.3,
         calibrate=True,
+        calibration_cv=2,
         module=None,
         random_state=None,
         verbose=0,
@@ -269,6 +297,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         self.energy_weight = energy_weight
         self.energy_l2 = energy_l2
         self.calibrate = calibrate
+        self.calibration_cv = calibration_cv
         self.module = module
         self.random_state = random_state
         self.verbose = verbose
@@ -365,7 +394,53 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     def _fit(self, X, y=None, *, incremental, classes=None):
         if incremental and classes is None and not hasattr(self, "classes_"):
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return super()._fit(X, y, incremental=incremental, classes=classes)
+        super()._fit(X, y, incremental=incremental, classes=classes)
+        crossfit = self.calibrate and self.calibration_cv is not None
+        if crossfit and not incremental and not self._interrupted:
+            self.temperature_ = self._crossfit_temperature(X, y)
+        return self
+
+    def _crossfit_temperature(self, X, y):
+        """T minimising the log-loss of out-of-fold logits (``calibration_cv`` folds).
+
+        Folds are stratified when every class has ``calibration_cv`` rows. A fold
+        model that misses a class gives it no probability; rows of a class their
+        fold model never saw are left out of the fit.
+        """
+        X, y = validate_data(self, X, y, dtype=self._dtype, reset=False)
+        y = self._encoder.transform(y)
+        k = self.calibration_cv
+        seed = self.random_state_.randint(_SEED_MAX)
+        stratify = np.bincount(y).min() >= k
+        folds = (StratifiedKFold if stratify else KFold)(k, shuffle=True, random_state=seed)
+        logits = np.full((len(y), len(self.classes_)), -np.inf)
+        used = np.zeros(len(y), dtype=bool)
+        for i, (train, test) in enumerate(folds.split(X, y)):
+            if np.unique(y[train]).size < 2:
+                continue
+            if self.verbose:
+                print(f"Calibration: training fold model {i + 1} of {k}")
+            model = clone(self).set_params(
+                calibrate=False,
+                warm_start=False,
+                verbose=0,
+                random_state=self.random_state_.randint(_SEED_MAX),
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X[train], y[train])
+            if model._interrupted:
+                self._interrupted = True
+                return self.temperature_
+            logits[np.ix_(test, model.classes_)] = model._logits(X[test])
+            used[test] = np.isin(y[test], model.classes_)
+        if not used.any():
+            return 1.0
+        be = self._torch()
+        return be.langevin.fit_temperature(
+            be.core.asarray(logits[used], np.float64, "cpu"),
+            be.core.as_target(y[used], "cpu"),
+        )
 
     def _initialize(self, X, y):
         self.data_min_ = X.min(axis=0)
@@ -400,7 +475,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         )
 
     def _needs_validation(self):
-        return self.early_stopping or self.calibrate
+        return self.early_stopping or (self.calibrate and self.calibration_cv is None)
 
     def _begin_fit(self, be, device, X, y):
         if self._buffer is None:
@@ -415,7 +490,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     def _end_fit(self, be, device, X, y, X_val, y_val):
         self._buffer = be.core.to_numpy(self._buffer_t).copy()
         del self._buffer_t, self._peak
-        if X_val is not None and self.calibrate:
+        if X_val is not None and self.calibrate and self.calibration_cv is None:
             logits = be.core.asarray(self._logits(X_val), np.float64, device)
             target = be.core.as_target(y_val, device)
             self.temperature_ = be.langevin.fit_temperature(logits, target)
@@ -552,6 +627,9 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
         Higher means more in-distribution: use it for out-of-distribution
         detection. It equals log p(x) + log Z for an unknown constant log Z.
+        Outside the training range the network is evaluated at the nearest
+        in-range point and half the squared distance to it (in the internal
+        scale) is subtracted; see the Notes of the class.
 
         Parameters
         ----------
@@ -574,7 +652,11 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         >>> clf.score_samples(X[:3]).shape
         (3,)
         """
-        return logsumexp(self._logits(self._check_X(X)), axis=1)
+        Z = self._to_internal(self._check_X(X))
+        inside = np.clip(Z, -1.0, 1.0)
+        gap = (Z - inside).astype(np.float64)
+        logits = self._predict_tensor(inside, lambda be, net, x: be.nn.forward(net, x))
+        return logsumexp(logits, axis=1) - 0.5 * np.einsum("ij,ij->i", gap, gap)
 
     def energy(self, X):
         """Energy E(x) = -logsumexp_y f(x)[y] (lower = more probable).

@@ -151,6 +151,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         device = be.core.resolve_device(self.device)
         first = not hasattr(self, "n_iter_") or not (incremental or self.warm_start)
         data = X, y  # for the callbacks: the validated X is scaled, y encoded
+        self._interrupted = False
         X, y = self._validate_fit_data(X, y, reset=first, classes=classes)
         if first:
             self.random_state_ = check_random_state(self.random_state)
@@ -266,6 +267,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
                         stopped = True
                         break
             except KeyboardInterrupt:
+                self._interrupted = True
                 tasks.abort_epoch()
                 warnings.warn(
                     f"Training interrupted by the user after {self.n_iter_} epochs; "

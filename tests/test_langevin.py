@@ -112,6 +112,66 @@ def test_temperature_minimises_validation_nll():
     assert nll(t) <= nll(1.0)
 
 
+def _noisy_labels(n, seed):
+    """Class signal in one of 10 features, Bayes error 16%: easy to overfit."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 10))
+    X[:, 0] += 2.0 * y - 1.0
+    return X, y
+
+
+def test_crossfitted_temperature_comes_from_out_of_fold_logits():
+    """A network that fits its noisy training labels is sure of them: fitted to its
+    own training logits, T would sharpen (T < 1). The cross-fitted T sees logits of
+    rows each fold model did not train on, which are overconfident, so it softens
+    (T > 1); and the returned network is the one trained on every row."""
+    X, y = _noisy_labels(200, 0)
+    kw = dict(
+        hidden_layer_sizes=(64,),
+        max_iter=100,
+        learning_rate_init=0.01,
+        sgld_steps=1,
+        buffer_size=100,
+        energy_weight=0.0,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = LangevinEBMClassifier(**kw, calibrate=False).fit(X, y)
+        calibrated = LangevinEBMClassifier(**kw).fit(X, y)
+    in_sample_t = langevin.fit_temperature(
+        torch.as_tensor(plain._logits(X)), torch.as_tensor(y)
+    )
+    assert in_sample_t < 1.0
+    assert calibrated.temperature_ > 1.5
+    np.testing.assert_array_equal(calibrated._logits(X), plain._logits(X))
+    assert plain.temperature_ == 1.0
+
+
+def test_crossfit_with_a_class_too_small_to_stratify():
+    """One row of class 2: plain K folds; the fold model that never saw class 2
+    gives it no probability and that row is left out of the temperature fit."""
+    X, y = _noisy_labels(60, 1)
+    X, y = np.vstack([X, np.full((1, 10), 3.0)]), np.append(y, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LangevinEBMClassifier(**{**FAST, "calibration_cv": 3}).fit(X, y)
+    assert np.isfinite(clf.temperature_) and clf.temperature_ > 0
+    assert np.all(np.isfinite(clf.predict_proba(X)))
+
+
+def test_holdout_calibration_trains_on_the_remaining_rows(digits):
+    """calibration_cv=None: T from a validation_fraction hold-out, one training."""
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LangevinEBMClassifier(**FAST, calibration_cv=None).fit(X, y)
+    assert clf.temperature_ != 1.0
+    with pytest.raises(ValueError, match="calibration_cv"):
+        LangevinEBMClassifier(calibration_cv=1).fit(X, y)
+
+
 # -- the estimator's identities ---------------------------------------------------------
 
 
@@ -139,6 +199,29 @@ def test_logits_are_the_network_on_the_scaled_input(fitted, digits):
     with torch.no_grad():
         expected = fitted._net(torch.as_tensor(Z)).numpy()
     np.testing.assert_allclose(fitted._logits(X[:5].astype(float)), expected)
+
+
+def test_score_outside_the_training_range_has_a_gaussian_tail(fitted, digits):
+    """Outside the box of training ranges: the network at the clipped point, minus
+    half the squared distance to the box in the internal scale."""
+    X, _ = digits
+    span = fitted.data_max_ - fitted.data_min_
+    mid = (fitted.data_max_ + fitted.data_min_) / 2
+    X_out = X[:6].astype(float).copy()
+    X_out[:3, 10] = fitted.data_max_[10] + 0.25 * span[10]  # 0.5 beyond +1
+    X_out[3:, :] = 16.0 - X_out[3:, :]  # inverted digits: far outside
+    Z = np.where(span > 0, 2 * (X_out - mid) / np.where(span > 0, span, 1), 0.0)
+    C = np.clip(Z, -1, 1)
+    with torch.no_grad():
+        logits = fitted._net(torch.as_tensor(C)).numpy()
+    expected = logsumexp(logits, axis=1) - 0.5 * ((Z - C) ** 2).sum(1)
+    np.testing.assert_allclose(fitted.score_samples(X_out), expected, rtol=1e-10)
+    np.testing.assert_allclose(expected[:3] - logsumexp(logits[:3], axis=1), -0.125)
+    assert fitted.score_samples(X_out[3:]).max() < fitted.score_samples(X).min()
+    # the classifier itself sees the unclipped input
+    np.testing.assert_array_equal(
+        fitted.predict(X_out), fitted.classes_[fitted._logits(X_out).argmax(1)]
+    )
 
 
 def test_deterministic_given_random_state(digits):
@@ -404,6 +487,32 @@ def test_keyboard_interrupt_keeps_a_usable_model(digits):
         clf.fit(X, y)
     assert np.all(np.isfinite(clf.predict_proba(X)))
     assert clf.sample(2, n_steps=2).shape == (2, 64)
+
+
+def test_keyboard_interrupt_during_calibration_keeps_the_trained_model(digits):
+    """Ctrl-C while a fold model trains: no further fold model, T stays 1."""
+    X, y = digits
+    built = []
+
+    class InterruptFirstFold(_Exploding):
+        def forward(self, x):
+            if self.training and len(built) == 2:  # built[1]: the first fold model
+                self.calls += 1
+                if self.calls == 5:
+                    raise KeyboardInterrupt
+            return self.net(x)
+
+    def factory(n, k):
+        built.append(InterruptFirstFold(n, k, 0))
+        return built[-1]
+
+    clf = LangevinEBMClassifier(**FAST, module=factory)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    assert len(built) == 2
+    assert clf.temperature_ == 1.0
+    assert clf.n_iter_ == FAST["max_iter"]
+    assert np.all(np.isfinite(clf.predict_proba(X)))
 
 
 def test_default_settings_train_without_rollback_on_five_seeds(digits):

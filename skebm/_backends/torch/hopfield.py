@@ -131,10 +131,17 @@ def pairwise_gap(s: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     return (s @ W).mul_(2.0)
 
 
+def hebbian_factors(Xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if Xi.dtype == torch.float64 and Xi.shape[0] * Xi.shape[1] < 2**24:
+        Xi = Xi.to(torch.float32)
+    return Xi, (Xi * Xi).sum(dim=0)
+
+
 def hebbian_gap(s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    g = (s @ Xi.T) @ Xi
-    g -= s * d
-    return g.mul_(2.0 / s.shape[1])
+    t = s.to(Xi.dtype)
+    g = (t @ Xi.T) @ Xi
+    g -= t * d
+    return g.to(s.dtype).mul_(2.0 / s.shape[1])
 
 
 def pairwise_tolerance(W: torch.Tensor) -> torch.Tensor:

@@ -175,7 +175,13 @@ def tie_tolerance(scale: np.ndarray, n_terms: int) -> np.ndarray:
 
 
 def sign_update(gap: np.ndarray, s: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
-    """sign(gap), keeping s where |gap| <= tol."""
+    """sign(gap), keeping s where |gap| <= tol (tol = 0: exact gaps, never NaN)."""
+    if np.isscalar(tol) and tol == 0:
+        out = np.sign(gap)
+        tie = out == 0
+        if tie.any():
+            np.copyto(out, s, where=tie)
+        return out
     out = (gap > tol).astype(s.dtype)
     out -= gap < -tol
     tie = out == 0
@@ -203,30 +209,34 @@ def pairwise_gap(s: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Xi, d) for :func:`hebbian_gap`, d the diagonal of Xi^T Xi, from spin patterns.
+    """(Xi, d) for :func:`hebbian_field`, d the diagonal of Xi^T Xi, from spin patterns.
 
-    Spin states and patterns make every sum in the gap an integer of magnitude at most
-    P N; below 2**24 float32 holds them exactly, so float64 patterns are then given
-    as float32, whose GEMMs run at twice the rate, with the same signs.
+    With spin states and patterns every sum in the field is an integer of magnitude
+    at most P N; below 2**24 float32 holds them exactly, so float64 patterns are then
+    given as float32, whose GEMMs run at twice the rate, with the same signs.
     """
     if Xi.dtype == np.float64 and Xi.shape[0] * Xi.shape[1] < 2**24:
         Xi = Xi.astype(np.float32)
     return Xi, (Xi * Xi).sum(axis=0)
 
 
-def hebbian_gap(s: np.ndarray, Xi: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """gap = 2 W s for the Hebbian W = (Xi^T Xi - diag(d)) / N, from the patterns.
+def hebbian_field(
+    s: np.ndarray, Xi: np.ndarray, d: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """N W s = Xi^T (Xi s) - d s for the Hebbian W = (Xi^T Xi - diag(d)) / N.
 
-    Two GEMMs of 2 n N P flops instead of one of 2 n N^2: the cheaper form while
-    2 P < N. For spins the sums are integers, exact in floating point (see
-    :func:`hebbian_factors`), so the signs equal those of s @ W. Returns s's dtype.
+    The gap 2 W s up to the factor 2 / N, from the patterns: two GEMMs of 2 n N P
+    flops instead of one of 2 n N^2, the cheaper form while 2 P < N. For spins the
+    sums are integers, exact in floating point (see :func:`hebbian_factors`): a tie
+    is an exact 0 and the signs equal those of s @ W. ``out``: a buffer of at least
+    2 n rows (fresh 16 MB arrays cost page faults on every update).
     """
-    t = s.astype(Xi.dtype, copy=False)
-    g = (t @ Xi.T) @ Xi
-    g -= t * d
-    g = g.astype(s.dtype, copy=False)
-    g *= 2.0 / s.shape[1]
-    return g
+    n = s.shape[0]
+    if out is None:
+        out = np.empty((2 * n, s.shape[1]), dtype=s.dtype)
+    f = np.matmul(s @ Xi.T, Xi, out=out[:n])
+    f -= np.multiply(s, d, out=out[n : 2 * n])
+    return f
 
 
 def pairwise_tolerance(W: np.ndarray) -> np.ndarray:
@@ -455,18 +465,24 @@ def pairwise_recall(
     """Recall under E(s) = -1/2 s^T W s; returns (s, n_iter, status).
 
     ``tol`` is :func:`pairwise_tolerance` of W, computed once when W is stored.
-    ``factors`` = (Xi, d) of a Hebbian W: synchronous updates then compute the gaps
-    by :func:`hebbian_gap`.
+    ``factors`` = :func:`hebbian_factors` of a Hebbian W: synchronous updates then
+    run on states in the factors' dtype, with gaps from :func:`hebbian_field`.
     """
-    if update == "sync":
-        gap = (
-            (lambda t: pairwise_gap(t, W))
-            if factors is None
-            else (lambda t: hebbian_gap(t, *factors))
+    if update == "sync" and factors is not None:
+        Xi, d = factors
+        buffer = np.empty((2 * s.shape[0], s.shape[1]), dtype=Xi.dtype)
+        t, n_iter, status = sync_loop(
+            s.astype(Xi.dtype),
+            lambda u: (hebbian_field(u, Xi, d, buffer), 0.0),
+            lambda u: pairwise_energy(u.astype(W.dtype), W),
+            max_iter,
         )
+        s[...] = t
+        return s, n_iter, status
+    if update == "sync":
         return sync_loop(
             s,
-            lambda t: (gap(t), tol),
+            lambda t: (pairwise_gap(t, W), tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
         )

@@ -137,11 +137,14 @@ def hebbian_factors(Xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return Xi, (Xi * Xi).sum(dim=0)
 
 
-def hebbian_gap(s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    t = s.to(Xi.dtype)
-    g = (t @ Xi.T) @ Xi
-    g -= t * d
-    return g.to(s.dtype).mul_(2.0 / s.shape[1])
+def hebbian_field(
+    s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    n = s.shape[0]
+    if out is None:
+        out = torch.empty((2 * n, s.shape[1]), dtype=s.dtype, device=s.device)
+    f = torch.matmul(s @ Xi.T, Xi, out=out[:n])
+    return f.sub_(torch.mul(s, d, out=out[n : 2 * n]))
 
 
 def pairwise_tolerance(W: torch.Tensor) -> torch.Tensor:
@@ -321,15 +324,21 @@ def pairwise_recall(
     order_rng: np.random.Generator,
     factors: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if update == "sync":
-        gap = (
-            (lambda t: pairwise_gap(t, W))
-            if factors is None
-            else (lambda t: hebbian_gap(t, *factors))
+    if update == "sync" and factors is not None:
+        Xi, d = factors
+        buffer = torch.empty((2 * s.shape[0], s.shape[1]), dtype=Xi.dtype, device=s.device)
+        t, n_iter, status = sync_loop(
+            s.to(Xi.dtype),
+            lambda u: (hebbian_field(u, Xi, d, buffer), 0.0),
+            lambda u: pairwise_energy(u.to(W.dtype), W),
+            max_iter,
         )
+        s.copy_(t)
+        return s, n_iter, status
+    if update == "sync":
         return sync_loop(
             s,
-            lambda t: (gap(t), tol),
+            lambda t: (pairwise_gap(t, W), tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
         )

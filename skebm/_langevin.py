@@ -426,6 +426,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
                 verbose=0,
                 random_state=self.random_state_.randint(_SEED_MAX),
             )
+            # callbacks follow this fit's epochs; the internal fold fits stay silent
+            vars(model).pop("_skl_callbacks", None)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 model.fit(X[train], y[train])

@@ -363,7 +363,9 @@ def cost_table(data, device, epochs, repeats, sgld_steps=20):
         fit_quiet(mlp(0, **forced), X_train, y_train)
 
     def fit_jem(**kw):
-        fit_quiet(jem(0, device, sgld_steps=sgld_steps, **forced, **kw), X_train, y_train)
+        fit_quiet(
+            jem(0, device, sgld_steps=sgld_steps, **forced, **kw), X_train, y_train
+        )
 
     calibrated = "LangevinEBMClassifier, default calibration (calibration_cv=2)"
     times = interleaved_timings(

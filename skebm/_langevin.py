@@ -412,7 +412,9 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         k = self.calibration_cv
         seed = self.random_state_.randint(_SEED_MAX)
         stratify = np.bincount(y).min() >= k
-        folds = (StratifiedKFold if stratify else KFold)(k, shuffle=True, random_state=seed)
+        folds = (StratifiedKFold if stratify else KFold)(
+            k, shuffle=True, random_state=seed
+        )
         logits = np.full((len(y), len(self.classes_)), -np.inf)
         used = np.zeros(len(y), dtype=bool)
         for i, (train, test) in enumerate(folds.split(X, y)):

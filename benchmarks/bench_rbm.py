@@ -73,8 +73,8 @@ FULL = {
     "ref_min_time": 0.2,
     "ref_repeats": 3,
     "ll_epochs": (10, 30),
-    "ll_seeds": 5,
-    "pipe_seeds": 3,
+    "ll_seeds": 10,
+    "pipe_seeds": 5,
     "pipe_n_iter": 10,
     "pipe_lr_max_iter": 1000,
 }

@@ -71,8 +71,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         Hold out ``validation_fraction`` of the training data (stratified) and stop
         when the validation accuracy stops improving; the best epoch is kept.
     validation_fraction : float, default=0.1
-        Fraction of the training data held out for early stopping and for the
-        calibration temperature.
+        Fraction of the training data held out for early stopping, and for the
+        calibration temperature when ``calibration_cv=None``.
     warm_start : bool, default=False
         Continue from the current network (and replay buffer) on ``fit``.
     sgld_steps : int, default=20

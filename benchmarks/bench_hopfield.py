@@ -239,26 +239,12 @@ def _minimal_modern(probes, Xi, beta):
     return S
 
 
-def _one_probe_sync(probes, W, max_iter):
-    """One probe at a time: s <- sign(W s) until it stops changing."""
+def _one_probe_sync(probes, field, max_iter):
+    """One probe at a time: s <- sign(field(s)) until it stops changing."""
     out = np.empty_like(probes)
     for i, s in enumerate(probes):
         for _ in range(max_iter):
-            new = np.where(W @ s > 0, 1.0, -1.0)
-            if np.array_equal(new, s):
-                break
-            s = new
-        out[i] = s
-    return out
-
-
-def _one_probe_sync_factored(probes, Xi, max_iter):
-    """One probe at a time, Hebbian W s computed as Xi^T (Xi s) - P s (the same signs)."""
-    n_patterns = Xi.shape[0]
-    out = np.empty_like(probes)
-    for i, s in enumerate(probes):
-        for _ in range(max_iter):
-            new = np.where(Xi.T @ (Xi @ s) - n_patterns * s > 0, 1.0, -1.0)
+            new = np.where(field(s) > 0, 1.0, -1.0)
             if np.array_equal(new, s):
                 break
             s = new
@@ -308,9 +294,12 @@ def speed_table(repeats):
     with threadpool_limits(limits=1):
         one = interleaved_timings(
             {
-                "hebbian numpy": lambda: _one_probe_sync(probes[:n_one], W, 100),
-                "hebbian factored": lambda: _one_probe_sync_factored(
-                    probes[:n_one], Xi, 100
+                "hebbian numpy": lambda: _one_probe_sync(
+                    probes[:n_one], lambda s: W @ s, 100
+                ),
+                # the factored Hebbian field, N W s = Xi^T (Xi s) - P s: same signs
+                "hebbian factored": lambda: _one_probe_sync(
+                    probes[:n_one], lambda s: Xi.T @ (Xi @ s) - n_patterns * s, 100
                 ),
                 "modern numpy": lambda: _one_probe_modern(probes[:n_one], Xi, beta),
                 "hebbian api": lambda: [

@@ -40,7 +40,12 @@ class _Pairwise:
 
     def recall(self, ops, p, s, est, order_rng):
         kw = {"update": est.update, "max_iter": est.max_iter, "order_rng": order_rng}
-        return (*ops.pairwise_recall(s, p["W"], p["tol"], **kw), None)
+        factors = self.factors(ops, p, est)
+        return (*ops.pairwise_recall(s, p["W"], p["tol"], factors=factors, **kw), None)
+
+    def factors(self, ops, p, est):
+        """Factors of W that synchronous recall uses instead of W, or None."""
+        return None
 
     def energy(self, ops, p, s, est):
         return ops.pairwise_energy(s, p["W"])
@@ -99,12 +104,11 @@ class _Hebbian(_Pairwise):
     """The Hebb rule: W = (Xi^T Xi - diag(d)) / N has rank <= P, so synchronous recall
     computes W s as Xi^T (Xi s) while 2 P < N (fewer flops, the same signs)."""
 
-    def recall(self, ops, p, s, est, order_rng):
-        Xi = p["Xi"]
-        kw = {"update": est.update, "max_iter": est.max_iter, "order_rng": order_rng}
-        if est.update == "sync" and 2 * Xi.shape[0] < Xi.shape[1]:
-            kw["factors"] = ops.hebbian_factors(Xi)
-        return (*ops.pairwise_recall(s, p["W"], p["tol"], **kw), None)
+    def factors(self, ops, p, est):
+        n_patterns, n_units = p["Xi"].shape
+        if est.update == "sync" and 2 * n_patterns < n_units:
+            return ops.hebbian_factors(p["Xi"])
+        return None
 
 
 def _store_hebbian(ops, state, Xi):

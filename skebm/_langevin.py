@@ -539,9 +539,11 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
     def _logits(self, X):
         """f(x) of validated rows in the input scale."""
-        return self._predict_tensor(
-            self._to_internal(X), lambda be, net, x: be.nn.forward(net, x)
-        )
+        return self._network_logits(self._to_internal(X))
+
+    def _network_logits(self, Z):
+        """The network's logits of rows in the internal scale."""
+        return self._predict_tensor(Z, lambda be, net, x: be.nn.forward(net, x))
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`.
@@ -659,7 +661,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         Z = self._to_internal(self._check_X(X))
         inside = np.clip(Z, -1.0, 1.0)
         gap = (Z - inside).astype(np.float64)
-        logits = self._predict_tensor(inside, lambda be, net, x: be.nn.forward(net, x))
+        logits = self._network_logits(inside)
         return logsumexp(logits, axis=1) - 0.5 * np.einsum("ij,ij->i", gap, gap)
 
     def energy(self, X):

@@ -221,7 +221,7 @@ def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def hebbian_field(
-    s: np.ndarray, Xi: np.ndarray, d: np.ndarray, out: np.ndarray | None = None
+    s: np.ndarray, Xi: np.ndarray, d: np.ndarray, out: np.ndarray
 ) -> np.ndarray:
     """N W s = Xi^T (Xi s) - d s for the Hebbian W = (Xi^T Xi - diag(d)) / N.
 
@@ -229,11 +229,9 @@ def hebbian_field(
     flops instead of one of 2 n N^2, the cheaper form while 2 P < N. For spins the
     sums are integers, exact in floating point (see :func:`hebbian_factors`): a tie
     is an exact 0 and the signs equal those of s @ W. ``out``: a buffer of at least
-    2 n rows (fresh 16 MB arrays cost page faults on every update).
+    2 n rows, reused across updates.
     """
     n = s.shape[0]
-    if out is None:
-        out = np.empty((2 * n, s.shape[1]), dtype=s.dtype)
     f = np.matmul(s @ Xi.T, Xi, out=out[:n])
     f -= np.multiply(s, d, out=out[n : 2 * n])
     return f
@@ -468,7 +466,14 @@ def pairwise_recall(
     ``factors`` = :func:`hebbian_factors` of a Hebbian W: synchronous updates then
     run on states in the factors' dtype, with gaps from :func:`hebbian_field`.
     """
-    if update == "sync" and factors is not None:
+    if update == "sync" and factors is None:
+        return sync_loop(
+            s,
+            lambda t: (pairwise_gap(t, W), tol),
+            lambda t: pairwise_energy(t, W),
+            max_iter,
+        )
+    if update == "sync":  # exact integer fields: a tie is an exact 0
         Xi, d = factors
         buffer = np.empty((2 * s.shape[0], s.shape[1]), dtype=Xi.dtype)
         t, n_iter, status = sync_loop(
@@ -479,13 +484,6 @@ def pairwise_recall(
         )
         s[...] = t
         return s, n_iter, status
-    if update == "sync":
-        return sync_loop(
-            s,
-            lambda t: (pairwise_gap(t, W), tol),
-            lambda t: pairwise_energy(t, W),
-            max_iter,
-        )
     return async_loop(
         s, lambda t, order: pairwise_sweep(t, W, order, tol), max_iter, order_rng
     )

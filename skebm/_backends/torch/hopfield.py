@@ -138,11 +138,9 @@ def hebbian_factors(Xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def hebbian_field(
-    s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor, out: torch.Tensor | None = None
+    s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor, out: torch.Tensor
 ) -> torch.Tensor:
     n = s.shape[0]
-    if out is None:
-        out = torch.empty((2 * n, s.shape[1]), dtype=s.dtype, device=s.device)
     f = torch.matmul(s @ Xi.T, Xi, out=out[:n])
     return f.sub_(torch.mul(s, d, out=out[n : 2 * n]))
 
@@ -324,7 +322,14 @@ def pairwise_recall(
     order_rng: np.random.Generator,
     factors: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if update == "sync" and factors is not None:
+    if update == "sync" and factors is None:
+        return sync_loop(
+            s,
+            lambda t: (pairwise_gap(t, W), tol),
+            lambda t: pairwise_energy(t, W),
+            max_iter,
+        )
+    if update == "sync":
         Xi, d = factors
         buffer = torch.empty(
             (2 * s.shape[0], s.shape[1]), dtype=Xi.dtype, device=s.device
@@ -337,13 +342,6 @@ def pairwise_recall(
         )
         s.copy_(t)
         return s, n_iter, status
-    if update == "sync":
-        return sync_loop(
-            s,
-            lambda t: (pairwise_gap(t, W), tol),
-            lambda t: pairwise_energy(t, W),
-            max_iter,
-        )
     return async_loop(
         s, lambda t, order: pairwise_sweep(t, W, order, tol), max_iter, order_rng
     )

@@ -109,33 +109,64 @@ def test_sync_hebbian_recall_equals_textbook_updates(
 ):
     """Synchronous Hebbian recall computes W s as Xi^T (Xi s) while 2 P < N; the
     states must be those of the textbook loop s <- sign(W s) (ties keep s_i), which
-    runs here on the integer matrix sum_mu xi_mu xi_mu^T with a zero diagonal."""
+    runs here on the integer matrix sum_mu xi_mu xi_mu^T with a zero diagonal. A
+    probe whose state returns to that of two updates earlier is in a 2-cycle and
+    ends at the lower-energy state of the two (the current one on a tie)."""
     X = patterns(n_patterns, n_units, seed=n_patterns)
     rng = np.random.default_rng(3)
     probes = corrupt(X[rng.integers(0, n_patterns, 300)], 0.2, seed=4)
     W = X.T @ X
     np.fill_diagonal(W, 0.0)
-    expected, converged = probes.copy(), np.zeros(len(probes), dtype=bool)
+    expected = probes.copy()
+    converged, cycle = np.zeros(len(probes), bool), np.zeros(len(probes), bool)
     for i, s in enumerate(expected):
+        prev = None
         for _ in range(100):
             h = W @ s
             new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, s))
             if np.array_equal(new, s):
                 converged[i] = True
                 break
-            s[:] = new
+            if prev is not None and np.array_equal(new, prev):
+                cycle[i] = True
+                if new @ W @ new > s @ W @ s:  # lower energy -1/2 s^T W s
+                    s[:] = new
+                break
+            prev, s[:] = s.copy(), new
     ops = get_backend(backend).hopfield
     if low_rank:  # the path under test must be the one taken
-
-        def no_full_gap(*args):
-            raise AssertionError("pairwise_gap used although 2 P < N")
-
-        monkeypatch.setattr(ops, "pairwise_gap", no_full_gap)
+        monkeypatch.setattr(ops, "pairwise_gap", _forbidden("pairwise_gap"))
+        monkeypatch.setattr(ops, "pairwise_energy", _forbidden("pairwise_energy"))
     est = fit_quiet(HopfieldMemory(update="sync", backend=backend, device="cpu"), X)
     out = est.recall(probes)
     assert converged.mean() > 0.5
     np.testing.assert_array_equal(out.converged, converged)
-    np.testing.assert_array_equal(out.states[converged], expected[converged])
+    np.testing.assert_array_equal(out.cycle, cycle)
+    done = converged | cycle
+    np.testing.assert_array_equal(out.states[done], expected[done])
+    assert cycle.any()  # the 2-cycle branch is tested too
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hebbian_energy_from_factors_equals_weight_form(backend):
+    """The energy that settles 2-cycles on the factored path is -1/2 s^T W s."""
+    be = get_backend(backend)
+    X = patterns(12, 64, seed=1)
+    W = HopfieldMemory().fit(X).weights_
+    s = corrupt(X, 0.3, seed=2)
+    Xi, d = be.hopfield.hebbian_factors(be.core.asarray(X, np.float64))
+    # the factors are float32 here (P N < 2**24), and so are the states
+    energy = be.hopfield.hebbian_energy(be.core.asarray(s, np.float32), Xi, d)
+    np.testing.assert_allclose(
+        be.core.to_numpy(energy), -0.5 * np.einsum("ni,ij,nj->n", s, W, s), rtol=1e-12
+    )
+
+
+def _forbidden(name):
+    def fail(*args):
+        raise AssertionError(f"{name} used although 2 P < N")
+
+    return fail
 
 
 def test_pseudoinverse_is_projector_and_stores_half_n_exactly():

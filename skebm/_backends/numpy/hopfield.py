@@ -190,6 +190,15 @@ def sign_update(gap: np.ndarray, s: np.ndarray, tol: np.ndarray | float) -> np.n
     return out
 
 
+def sign_flips(s: np.ndarray, gap: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
+    """Units that s <- sign(gap) flips: s * gap < -tol (ties, |gap| <= tol, keep s).
+
+    The same decisions as :func:`sign_update`, as a mask; overwrites ``gap``.
+    """
+    gap *= s
+    return gap < -tol
+
+
 def heat_bath(gap: np.ndarray, temperature: float, u: np.ndarray) -> np.ndarray:
     """+1 with probability sigmoid(gap / T), else -1, from uniforms u."""
     one = gap.dtype.type(1)
@@ -209,7 +218,7 @@ def pairwise_gap(s: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Xi, d) for :func:`hebbian_field`, d the diagonal of Xi^T Xi, from spin patterns.
+    """(Xi, d) for :func:`hebbian_flips`, d the diagonal of Xi^T Xi, from spin patterns.
 
     With spin states and patterns every sum in the field is an integer of magnitude
     at most P N; below 2**24 float32 holds them exactly, so float64 patterns are then
@@ -220,21 +229,30 @@ def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return Xi, (Xi * Xi).sum(axis=0)
 
 
-def hebbian_field(
+def hebbian_flips(
     s: np.ndarray, Xi: np.ndarray, d: np.ndarray, out: np.ndarray
 ) -> np.ndarray:
-    """N W s = Xi^T (Xi s) - d s for the Hebbian W = (Xi^T Xi - diag(d)) / N.
+    """Units that a synchronous update flips, for the Hebbian W = (Xi^T Xi - diag(d)) / N.
 
-    The gap 2 W s up to the factor 2 / N, from the patterns: two GEMMs of 2 n N P
-    flops instead of one of 2 n N^2, the cheaper form while 2 P < N. For spins the
-    sums are integers, exact in floating point (see :func:`hebbian_factors`): a tie
-    is an exact 0 and the signs equal those of s @ W. ``out``: a buffer of at least
-    2 n rows, reused across updates.
+    N W s = g - d s with g = Xi^T (Xi s): two GEMMs of 2 n N P flops instead of one
+    of 2 n N^2, the cheaper form while 2 P < N. Unit i flips when s_i (N W s)_i < 0,
+    that is s_i g_i < d_i (s_i^2 = 1). For spins the sums are integers, exact in
+    floating point (see :func:`hebbian_factors`): a tie is an exact 0 and keeps the
+    unit, as :func:`sign_update` does. ``out``: a buffer of at least n rows, reused.
     """
-    n = s.shape[0]
-    f = np.matmul(s @ Xi.T, Xi, out=out[:n])
-    f -= np.multiply(s, d, out=out[n : 2 * n])
-    return f
+    g = np.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
+    g *= s
+    return g < d
+
+
+def hebbian_energy(s: np.ndarray, Xi: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """E(s) = -1/2 s^T W s = -(||Xi s||^2 - sum(d)) / (2 N) for the Hebbian W.
+
+    The overlaps Xi s are exact integers in the factors' dtype; their squares are
+    summed in float64, so equal energies compare equal.
+    """
+    m = (s @ Xi.T).astype(np.float64)
+    return -0.5 * ((m * m).sum(axis=1) - float(d.sum())) / s.shape[1]
 
 
 def pairwise_tolerance(W: np.ndarray) -> np.ndarray:
@@ -300,13 +318,15 @@ def modern_energy(x: np.ndarray, Xi: np.ndarray, beta: float) -> np.ndarray:
 
 
 def sync_loop(
-    s: np.ndarray, gap: Callable, energy: Callable, max_iter: int
+    s: np.ndarray, flips: Callable, energy: Callable, max_iter: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Synchronous updates s <- sign(gap(s)) of every row until it stops changing.
+    """Synchronous updates of every row until it stops changing.
 
-    A row that returns to the state of two updates earlier is in a 2-cycle (the only
-    cycles symmetric weights allow); it stops there at the lower-energy state of the
-    two. ``gap(s)`` returns (gap, tol). Works on ``s`` in place.
+    ``flips(s)`` returns the boolean mask of the units the update s <- sign(gap(s))
+    changes (:func:`sign_flips`). A row whose flips repeat those of the previous
+    update is back at the state of two updates earlier: a 2-cycle (the only cycles
+    symmetric weights allow); it stops there at the lower-energy state of the two.
+    Works on ``s`` in place; finished rows leave the batch.
 
     Returns
     -------
@@ -319,25 +339,30 @@ def sync_loop(
     n = s.shape[0]
     n_iter = np.zeros(n, dtype=np.int64)
     status = np.full(n, MAX_ITER, dtype=np.int64)
-    active, cur, prev = np.arange(n), s, None
+    active, cur, last = np.arange(n), s, None
     for _ in range(max_iter):
-        g, tol = gap(cur)
-        new = sign_update(g, cur, tol)
+        flip = flips(cur)
         n_iter[active] += 1
-        fixed = (new == cur).all(axis=1)
-        cycle = (
-            ~fixed & (new == prev).all(axis=1) if prev is not None else fixed & False
-        )
-        if cycle.any():
-            lower = energy(new[cycle]) < energy(cur[cycle])
-            new[cycle] = np.where(lower[:, None], new[cycle], cur[cycle])
-        stop = fixed | cycle
-        status[active[fixed]], status[active[cycle]] = CONVERGED, CYCLE
-        s[active[stop]] = new[stop]
-        keep = ~stop
-        active, prev, cur = active[keep], cur[keep], new[keep]
-        if not active.size:
-            break
+        moving = flip.any(axis=1)
+        cycle = moving & (flip == last).all(axis=1) if last is not None else None
+        if cycle is not None and cycle.any():
+            before = cur[cycle]
+            np.negative(cur, out=cur, where=flip)
+            after = cur[cycle]
+            lower = energy(after) < energy(before)
+            cur[cycle] = np.where(lower[:, None], after, before)
+        else:
+            np.negative(cur, out=cur, where=flip)
+            cycle = np.zeros_like(moving)
+        stop = ~moving | cycle
+        status[active[~moving]], status[active[cycle]] = CONVERGED, CYCLE
+        if stop.any():
+            s[active[stop]] = cur[stop]
+            keep = ~stop
+            active, cur, flip = active[keep], cur[keep], flip[keep]
+            if not active.size:
+                break
+        last = flip
     s[active] = cur
     return s, n_iter, status
 
@@ -464,22 +489,22 @@ def pairwise_recall(
 
     ``tol`` is :func:`pairwise_tolerance` of W, computed once when W is stored.
     ``factors`` = :func:`hebbian_factors` of a Hebbian W: synchronous updates then
-    run on states in the factors' dtype, with gaps from :func:`hebbian_field`.
+    run on states in the factors' dtype, with flips from :func:`hebbian_flips`.
     """
     if update == "sync" and factors is None:
         return sync_loop(
             s,
-            lambda t: (pairwise_gap(t, W), tol),
+            lambda t: sign_flips(t, pairwise_gap(t, W), tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
         )
     if update == "sync":  # exact integer fields: a tie is an exact 0
         Xi, d = factors
-        buffer = np.empty((2 * s.shape[0], s.shape[1]), dtype=Xi.dtype)
+        buffer = np.empty(s.shape, dtype=Xi.dtype)
         t, n_iter, status = sync_loop(
             s.astype(Xi.dtype),
-            lambda u: (hebbian_field(u, Xi, d, buffer), 0.0),
-            lambda u: pairwise_energy(u.astype(W.dtype), W),
+            lambda u: hebbian_flips(u, Xi, d, buffer),
+            lambda u: hebbian_energy(u, Xi, d),
             max_iter,
         )
         s[...] = t
@@ -502,7 +527,7 @@ def dense_recall(
     if update == "sync":
         return sync_loop(
             s,
-            lambda t: dense_gap(t, Xi, degree),
+            lambda t: sign_flips(t, *dense_gap(t, Xi, degree)),
             lambda t: dense_energy(t, Xi, degree),
             max_iter,
         )

@@ -119,6 +119,12 @@ def sign_update(
     return torch.where(gap < -tol, -1.0, out).to(s.dtype)
 
 
+def sign_flips(
+    s: torch.Tensor, gap: torch.Tensor, tol: torch.Tensor | float
+) -> torch.Tensor:
+    return gap.mul_(s) < -tol
+
+
 def heat_bath(gap: torch.Tensor, temperature: float, u: torch.Tensor) -> torch.Tensor:
     return torch.where(u < torch.sigmoid(gap / temperature), 1.0, -1.0).to(gap.dtype)
 
@@ -137,12 +143,16 @@ def hebbian_factors(Xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return Xi, (Xi * Xi).sum(dim=0)
 
 
-def hebbian_field(
+def hebbian_flips(
     s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor, out: torch.Tensor
 ) -> torch.Tensor:
-    n = s.shape[0]
-    f = torch.matmul(s @ Xi.T, Xi, out=out[:n])
-    return f.sub_(torch.mul(s, d, out=out[n : 2 * n]))
+    g = torch.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
+    return g.mul_(s) < d
+
+
+def hebbian_energy(s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    m = (s @ Xi.T).to(torch.float64)
+    return -0.5 * ((m * m).sum(dim=1) - float(d.sum())) / s.shape[1]
 
 
 def pairwise_tolerance(W: torch.Tensor) -> torch.Tensor:
@@ -190,29 +200,29 @@ def _int_arrays(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def sync_loop(
-    s: torch.Tensor, gap: Callable, energy: Callable, max_iter: int
+    s: torch.Tensor, flips: Callable, energy: Callable, max_iter: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     n = s.shape[0]
     n_iter, status = _int_arrays(n, s.device)
-    active, cur, prev = torch.arange(n, device=s.device), s, None
+    active, cur, last = torch.arange(n, device=s.device), s, None
     for _ in range(max_iter):
-        g, tol = gap(cur)
-        new = sign_update(g, cur, tol)
+        flip = flips(cur)
         n_iter[active] += 1
-        fixed = (new == cur).all(dim=1)
-        if prev is not None:
-            cycle = ~fixed & (new == prev).all(dim=1)
+        moving = flip.any(dim=1)
+        if last is not None:
+            cycle = moving & (flip == last).all(dim=1)
         else:
-            cycle = torch.zeros_like(fixed)
+            cycle = torch.zeros_like(moving)
+        new = torch.where(flip, -cur, cur)
         if bool(cycle.any()):
             lower = energy(new[cycle]) < energy(cur[cycle])
             new[cycle] = torch.where(lower[:, None], new[cycle], cur[cycle])
-        stop = fixed | cycle
-        status[active[fixed]] = CONVERGED
+        stop = ~moving | cycle
+        status[active[~moving]] = CONVERGED
         status[active[cycle]] = CYCLE
         s[active[stop]] = new[stop]
         keep = ~stop
-        active, prev, cur = active[keep], cur[keep], new[keep]
+        active, cur, last = active[keep], new[keep], flip[keep]
         if not active.numel():
             break
     s[active] = cur
@@ -325,19 +335,17 @@ def pairwise_recall(
     if update == "sync" and factors is None:
         return sync_loop(
             s,
-            lambda t: (pairwise_gap(t, W), tol),
+            lambda t: sign_flips(t, pairwise_gap(t, W), tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
         )
     if update == "sync":
         Xi, d = factors
-        buffer = torch.empty(
-            (2 * s.shape[0], s.shape[1]), dtype=Xi.dtype, device=s.device
-        )
+        buffer = torch.empty(s.shape, dtype=Xi.dtype, device=s.device)
         t, n_iter, status = sync_loop(
             s.to(Xi.dtype),
-            lambda u: (hebbian_field(u, Xi, d, buffer), 0.0),
-            lambda u: pairwise_energy(u.to(W.dtype), W),
+            lambda u: hebbian_flips(u, Xi, d, buffer),
+            lambda u: hebbian_energy(u, Xi, d),
             max_iter,
         )
         s.copy_(t)
@@ -359,7 +367,7 @@ def dense_recall(
     if update == "sync":
         return sync_loop(
             s,
-            lambda t: dense_gap(t, Xi, degree),
+            lambda t: sign_flips(t, *dense_gap(t, Xi, degree)),
             lambda t: dense_energy(t, Xi, degree),
             max_iter,
         )

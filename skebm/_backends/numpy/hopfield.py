@@ -190,15 +190,6 @@ def sign_update(gap: np.ndarray, s: np.ndarray, tol: np.ndarray | float) -> np.n
     return out
 
 
-def sign_flips(s: np.ndarray, gap: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
-    """Units that s <- sign(gap) flips: s * gap < -tol (ties, |gap| <= tol, keep s).
-
-    The same decisions as :func:`sign_update`, as a mask; overwrites ``gap``.
-    """
-    gap *= s
-    return gap < -tol
-
-
 def heat_bath(gap: np.ndarray, temperature: float, u: np.ndarray) -> np.ndarray:
     """+1 with probability sigmoid(gap / T), else -1, from uniforms u."""
     one = gap.dtype.type(1)
@@ -218,7 +209,7 @@ def pairwise_gap(s: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Xi, d) for :func:`hebbian_flips`, d the diagonal of Xi^T Xi, from spin patterns.
+    """(Xi, d) for :func:`hebbian_sync_step`, d the diagonal of Xi^T Xi, from spin patterns.
 
     With spin states and patterns every sum in the field is an integer of magnitude
     at most P N; below 2**24 float32 holds them exactly, so float64 patterns are then
@@ -229,20 +220,20 @@ def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return Xi, (Xi * Xi).sum(axis=0)
 
 
-def hebbian_flips(
+def hebbian_sync_step(
     s: np.ndarray, Xi: np.ndarray, d: np.ndarray, out: np.ndarray
 ) -> np.ndarray:
-    """Units that a synchronous update flips, for the Hebbian W = (Xi^T Xi - diag(d)) / N.
+    """One synchronous update for the Hebbian W = (Xi^T Xi - diag(d)) / N, into ``out``.
 
-    N W s = g - d s with g = Xi^T (Xi s): two GEMMs of 2 n N P flops instead of one
-    of 2 n N^2, the cheaper form while 2 P < N. Unit i flips when s_i (N W s)_i < 0,
-    that is s_i g_i < d_i (s_i^2 = 1). For spins the sums are integers, exact in
-    floating point (see :func:`hebbian_factors`): a tie is an exact 0 and keeps the
-    unit, as :func:`sign_update` does. ``out``: a buffer of at least n rows, reused.
+    N W s = Xi^T (Xi s) - d s: two GEMMs of 2 n N P flops instead of one of 2 n N^2,
+    the cheaper form while 2 P < N. For spins the sums are integers, exact in
+    floating point (see :func:`hebbian_factors`), so a tie is an exact 0; it keeps
+    s_i, as :func:`sign_update` does: the new state is the sign of
+    N W s + s / 2 = Xi^T (Xi s) - (d - 1/2) s, which is never 0.
     """
     g = np.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
-    g *= s
-    return g < d
+    g -= s * (d - 0.5)
+    return np.copysign(1.0, g, out=g)
 
 
 def hebbian_energy(s: np.ndarray, Xi: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -318,15 +309,15 @@ def modern_energy(x: np.ndarray, Xi: np.ndarray, beta: float) -> np.ndarray:
 
 
 def sync_loop(
-    s: np.ndarray, flips: Callable, energy: Callable, max_iter: int
+    s: np.ndarray, update: Callable, energy: Callable, max_iter: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Synchronous updates of every row until it stops changing.
+    """Synchronous updates s <- update(s) of every row until it stops changing.
 
-    ``flips(s)`` returns the boolean mask of the units the update s <- sign(gap(s))
-    changes (:func:`sign_flips`). A row whose flips repeat those of the previous
-    update is back at the state of two updates earlier: a 2-cycle (the only cycles
-    symmetric weights allow); it stops there at the lower-energy state of the two.
-    Works on ``s`` in place; finished rows leave the batch.
+    ``update(s)`` returns the new states in an array that does not share memory
+    with ``s``. A row whose update flips the same units as the previous one is
+    back at the state of two updates earlier: a 2-cycle (the only cycles symmetric
+    weights allow); it stops there at the lower-energy state of the two. Finished
+    rows leave the batch. Works on ``s`` in place.
 
     Returns
     -------
@@ -341,28 +332,25 @@ def sync_loop(
     status = np.full(n, MAX_ITER, dtype=np.int64)
     active, cur, last = np.arange(n), s, None
     for _ in range(max_iter):
-        flip = flips(cur)
+        new = update(cur)
         n_iter[active] += 1
+        flip = new != cur
         moving = flip.any(axis=1)
         cycle = moving & (flip == last).all(axis=1) if last is not None else None
         if cycle is not None and cycle.any():
-            before = cur[cycle]
-            np.negative(cur, out=cur, where=flip)
-            after = cur[cycle]
-            lower = energy(after) < energy(before)
-            cur[cycle] = np.where(lower[:, None], after, before)
+            lower = energy(new[cycle]) < energy(cur[cycle])
+            new[cycle] = np.where(lower[:, None], new[cycle], cur[cycle])
         else:
-            np.negative(cur, out=cur, where=flip)
             cycle = np.zeros_like(moving)
         stop = ~moving | cycle
         status[active[~moving]], status[active[cycle]] = CONVERGED, CYCLE
         if stop.any():
-            s[active[stop]] = cur[stop]
+            s[active[stop]] = new[stop]
             keep = ~stop
-            active, cur, flip = active[keep], cur[keep], flip[keep]
-            if not active.size:
-                break
-        last = flip
+            active, new, flip = active[keep], new[keep], flip[keep]
+        cur, last = new, flip
+        if not active.size:
+            break
     s[active] = cur
     return s, n_iter, status
 
@@ -489,21 +477,26 @@ def pairwise_recall(
 
     ``tol`` is :func:`pairwise_tolerance` of W, computed once when W is stored.
     ``factors`` = :func:`hebbian_factors` of a Hebbian W: synchronous updates then
-    run on states in the factors' dtype, with flips from :func:`hebbian_flips`.
+    run on states in the factors' dtype, with updates from :func:`hebbian_sync_step`.
     """
     if update == "sync" and factors is None:
         return sync_loop(
             s,
-            lambda t: sign_flips(t, pairwise_gap(t, W), tol),
+            lambda t: sign_update(pairwise_gap(t, W), t, tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
         )
     if update == "sync":  # exact integer fields: a tie is an exact 0
         Xi, d = factors
-        buffer = np.empty(s.shape, dtype=Xi.dtype)
+        buffers = [np.empty(s.shape, dtype=Xi.dtype) for _ in range(2)]
+
+        def step(u):  # into the buffer that does not hold u
+            out = buffers[np.may_share_memory(u, buffers[0])]
+            return hebbian_sync_step(u, Xi, d, out)
+
         t, n_iter, status = sync_loop(
             s.astype(Xi.dtype),
-            lambda u: hebbian_flips(u, Xi, d, buffer),
+            step,
             lambda u: hebbian_energy(u, Xi, d),
             max_iter,
         )
@@ -525,12 +518,12 @@ def dense_recall(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Recall under the dense energy; returns (s, n_iter, status)."""
     if update == "sync":
-        return sync_loop(
-            s,
-            lambda t: sign_flips(t, *dense_gap(t, Xi, degree)),
-            lambda t: dense_energy(t, Xi, degree),
-            max_iter,
-        )
+
+        def step(t):
+            gap, tol = dense_gap(t, Xi, degree)
+            return sign_update(gap, t, tol)
+
+        return sync_loop(s, step, lambda t: dense_energy(t, Xi, degree), max_iter)
     return async_loop(
         s, lambda t, order: dense_sweep(t, Xi, degree, order), max_iter, order_rng
     )

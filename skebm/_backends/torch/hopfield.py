@@ -119,12 +119,6 @@ def sign_update(
     return torch.where(gap < -tol, -1.0, out).to(s.dtype)
 
 
-def sign_flips(
-    s: torch.Tensor, gap: torch.Tensor, tol: torch.Tensor | float
-) -> torch.Tensor:
-    return gap.mul_(s) < -tol
-
-
 def heat_bath(gap: torch.Tensor, temperature: float, u: torch.Tensor) -> torch.Tensor:
     return torch.where(u < torch.sigmoid(gap / temperature), 1.0, -1.0).to(gap.dtype)
 
@@ -143,11 +137,11 @@ def hebbian_factors(Xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return Xi, (Xi * Xi).sum(dim=0)
 
 
-def hebbian_flips(
+def hebbian_sync_step(
     s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor, out: torch.Tensor
 ) -> torch.Tensor:
     g = torch.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
-    return g.mul_(s) < d
+    return g.sub_(s * (d - 0.5)).sign_()
 
 
 def hebbian_energy(s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -200,29 +194,31 @@ def _int_arrays(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def sync_loop(
-    s: torch.Tensor, flips: Callable, energy: Callable, max_iter: int
+    s: torch.Tensor, update: Callable, energy: Callable, max_iter: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     n = s.shape[0]
     n_iter, status = _int_arrays(n, s.device)
     active, cur, last = torch.arange(n, device=s.device), s, None
     for _ in range(max_iter):
-        flip = flips(cur)
+        new = update(cur)
         n_iter[active] += 1
+        flip = new != cur
         moving = flip.any(dim=1)
         if last is not None:
             cycle = moving & (flip == last).all(dim=1)
         else:
             cycle = torch.zeros_like(moving)
-        new = torch.where(flip, -cur, cur)
         if bool(cycle.any()):
             lower = energy(new[cycle]) < energy(cur[cycle])
             new[cycle] = torch.where(lower[:, None], new[cycle], cur[cycle])
         stop = ~moving | cycle
         status[active[~moving]] = CONVERGED
         status[active[cycle]] = CYCLE
-        s[active[stop]] = new[stop]
-        keep = ~stop
-        active, cur, last = active[keep], new[keep], flip[keep]
+        if bool(stop.any()):
+            s[active[stop]] = new[stop]
+            keep = ~stop
+            active, new, flip = active[keep], new[keep], flip[keep]
+        cur, last = new, flip
         if not active.numel():
             break
     s[active] = cur
@@ -335,16 +331,24 @@ def pairwise_recall(
     if update == "sync" and factors is None:
         return sync_loop(
             s,
-            lambda t: sign_flips(t, pairwise_gap(t, W), tol),
+            lambda t: sign_update(pairwise_gap(t, W), t, tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
         )
     if update == "sync":
         Xi, d = factors
-        buffer = torch.empty(s.shape, dtype=Xi.dtype, device=s.device)
+        buffers = [
+            torch.empty(s.shape, dtype=Xi.dtype, device=s.device) for _ in range(2)
+        ]
+        first = buffers[0].untyped_storage().data_ptr()
+
+        def step(u):  # into the buffer that does not hold u
+            out = buffers[int(u.untyped_storage().data_ptr() == first)]
+            return hebbian_sync_step(u, Xi, d, out)
+
         t, n_iter, status = sync_loop(
             s.to(Xi.dtype),
-            lambda u: hebbian_flips(u, Xi, d, buffer),
+            step,
             lambda u: hebbian_energy(u, Xi, d),
             max_iter,
         )
@@ -365,12 +369,12 @@ def dense_recall(
     order_rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if update == "sync":
-        return sync_loop(
-            s,
-            lambda t: sign_flips(t, *dense_gap(t, Xi, degree)),
-            lambda t: dense_energy(t, Xi, degree),
-            max_iter,
-        )
+
+        def step(t):
+            gap, tol = dense_gap(t, Xi, degree)
+            return sign_update(gap, t, tol)
+
+        return sync_loop(s, step, lambda t: dense_energy(t, Xi, degree), max_iter)
     return async_loop(
         s, lambda t, order: dense_sweep(t, Xi, degree, order), max_iter, order_rng
     )

@@ -162,6 +162,17 @@ def test_hebbian_energy_from_factors_equals_weight_form(backend):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unit_sign_bit_trick_equals_copysign(dtype):
+    from skebm._backends.numpy.hopfield import unit_sign
+
+    x = np.array([-3.5, -0.0, 0.0, 0.5, 2.5, 1e30, -1e-30, np.inf, -np.inf], dtype)
+    x = np.concatenate([x, np.random.default_rng(0).normal(size=50).astype(dtype)])
+    out = unit_sign(x.copy())
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, np.copysign(1.0, x))
+
+
 def _forbidden(name):
     def fail(*args):
         raise AssertionError(f"{name} used although 2 P < N")

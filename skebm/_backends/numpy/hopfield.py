@@ -233,7 +233,24 @@ def hebbian_sync_step(
     """
     g = np.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
     g -= s * (d - 0.5)
-    return np.copysign(1.0, g, out=g)
+    return unit_sign(g)
+
+
+#: unsigned view, sign bit and the bits of 1.0, per floating dtype
+_FLOAT_BITS = {
+    np.dtype(np.float32): (np.uint32, 0x80000000, 0x3F800000),
+    np.dtype(np.float64): (np.uint64, 0x8000000000000000, 0x3FF0000000000000),
+}
+
+
+def unit_sign(x: np.ndarray) -> np.ndarray:
+    """copysign(1, x) in place, by keeping the sign bit and setting the others to
+    those of 1.0: two integer passes, several times faster than ``np.copysign``."""
+    view, sign, one = _FLOAT_BITS[x.dtype]
+    bits = x.view(view)
+    np.bitwise_and(bits, view(sign), out=bits)
+    np.bitwise_or(bits, view(one), out=bits)
+    return x
 
 
 def hebbian_energy(s: np.ndarray, Xi: np.ndarray, d: np.ndarray) -> np.ndarray:

@@ -73,7 +73,7 @@ FULL = {
     "ref_min_time": 0.2,
     "ref_repeats": 3,
     "ll_epochs": (10, 30),
-    "ll_seeds": 10,
+    "ll_seeds": 30,
     "pipe_seeds": 5,
     "pipe_n_iter": 10,
     "pipe_lr_max_iter": 1000,

@@ -99,6 +99,39 @@ def test_hebbian_weights():
     np.testing.assert_array_equal(W, W.T)
 
 
+def textbook_sync(W, probes, max_iter):
+    """One probe at a time: s <- sign(W s), ties (W s)_i = 0 keeping s_i, until a
+    fixed point, or a 2-cycle (the state of two updates earlier comes back: end at
+    the lower-energy state -1/2 s^T W s of the two, the current one on a tie), or
+    ``max_iter`` updates. Returns (states, updates computed, status) per probe."""
+    states = probes.copy()
+    n_iter = np.zeros(len(probes), dtype=int)
+    status = np.full(len(probes), "max_iter", dtype=object)
+    for i, s in enumerate(states):
+        prev = None
+        for n_iter[i] in range(1, max_iter + 1):
+            h = W @ s
+            new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, s))
+            if np.array_equal(new, s):
+                status[i] = "converged"
+                break
+            if prev is not None and np.array_equal(new, prev):
+                status[i] = "cycle"
+                if new @ W @ new > s @ W @ s:
+                    s[:] = new
+                break
+            prev, s[:] = s.copy(), new
+    return states, n_iter, status
+
+
+def assert_recall_equals(out, expected):
+    states, n_iter, status = expected
+    np.testing.assert_array_equal(out.converged, status == "converged")
+    np.testing.assert_array_equal(out.cycle, status == "cycle")
+    np.testing.assert_array_equal(out.n_iter, n_iter)
+    np.testing.assert_array_equal(out.states, states)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     "n_patterns, n_units, low_rank",
@@ -107,44 +140,72 @@ def test_hebbian_weights():
 def test_sync_hebbian_recall_equals_textbook_updates(
     backend, n_patterns, n_units, low_rank, monkeypatch
 ):
-    """Synchronous Hebbian recall computes W s as Xi^T (Xi s) while 2 P < N; the
-    states must be those of the textbook loop s <- sign(W s) (ties keep s_i), which
-    runs here on the integer matrix sum_mu xi_mu xi_mu^T with a zero diagonal. A
-    probe whose state returns to that of two updates earlier is in a 2-cycle and
-    ends at the lower-energy state of the two (the current one on a tie)."""
+    """Synchronous Hebbian recall computes W s as Xi^T (Xi s) while 2 P < N; states,
+    update counts and statuses must be those of the textbook loop, run here on the
+    integer matrix sum_mu xi_mu xi_mu^T with a zero diagonal, 2-cycles included."""
     X = patterns(n_patterns, n_units, seed=n_patterns)
     rng = np.random.default_rng(3)
     probes = corrupt(X[rng.integers(0, n_patterns, 300)], 0.2, seed=4)
     W = X.T @ X
     np.fill_diagonal(W, 0.0)
-    expected = probes.copy()
-    converged, cycle = np.zeros(len(probes), bool), np.zeros(len(probes), bool)
-    for i, s in enumerate(expected):
-        prev = None
-        for _ in range(100):
-            h = W @ s
-            new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, s))
-            if np.array_equal(new, s):
-                converged[i] = True
-                break
-            if prev is not None and np.array_equal(new, prev):
-                cycle[i] = True
-                if new @ W @ new > s @ W @ s:  # lower energy -1/2 s^T W s
-                    s[:] = new
-                break
-            prev, s[:] = s.copy(), new
+    expected = textbook_sync(W, probes, 100)
     ops = get_backend(backend).hopfield
     if low_rank:  # the path under test must be the one taken
         monkeypatch.setattr(ops, "pairwise_gap", _forbidden("pairwise_gap"))
         monkeypatch.setattr(ops, "pairwise_energy", _forbidden("pairwise_energy"))
     est = fit_quiet(HopfieldMemory(update="sync", backend=backend, device="cpu"), X)
-    out = est.recall(probes)
-    assert converged.mean() > 0.5
-    np.testing.assert_array_equal(out.converged, converged)
-    np.testing.assert_array_equal(out.cycle, cycle)
-    done = converged | cycle
-    np.testing.assert_array_equal(out.states[done], expected[done])
-    assert cycle.any()  # the 2-cycle branch is tested too
+    assert_recall_equals(est.recall(probes), expected)
+    assert np.mean(expected[2] == "converged") > 0.5
+    assert np.any(expected[2] == "cycle")  # the 2-cycle branch is tested too
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("max_iter", [1, 2, 3])
+def test_sync_recall_stopped_by_max_iter_equals_textbook(backend, max_iter):
+    """Rows still moving after max_iter updates keep their last state (MAX_ITER)."""
+    X = patterns(8, 64, seed=5)
+    probes = corrupt(X[np.arange(60) % 8], 0.35, seed=6)
+    W = X.T @ X
+    np.fill_diagonal(W, 0.0)
+    expected = textbook_sync(W, probes, max_iter)
+    assert np.any(expected[2] == "max_iter")
+    est = HopfieldMemory(update="sync", max_iter=max_iter, backend=backend)
+    out = fit_quiet(est.set_params(device="cpu"), X).recall(probes)
+    assert_recall_equals(out, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("factor_dtype", [np.float32, np.float64, None])
+def test_sync_factored_and_weight_paths_agree(backend, factor_dtype):
+    """The factored Hebbian path, in float32 or float64 (used when P N >= 2**24),
+    and the path through W give the textbook states, counts and statuses, 2-cycles
+    with exactly equal energies included (W's rounded energies compare as ties)."""
+    be = get_backend(backend)
+    X = patterns(9, 46, seed=10)
+    probes = corrupt(X[np.arange(120) % 9], 0.3, seed=11)
+    W = X.T @ X
+    np.fill_diagonal(W, 0.0)
+    expected = textbook_sync(W, probes, 100)
+    Wn = W / X.shape[1]  # the stored weights
+    asarray = be.core.asarray
+    factors = None
+    if factor_dtype is not None:
+        factors = (asarray(X, factor_dtype), asarray(np.full(46, 9.0), factor_dtype))
+    s, n_iter, status = be.hopfield.pairwise_recall(
+        asarray(probes, np.float64),
+        asarray(Wn, np.float64),
+        be.hopfield.pairwise_tolerance(asarray(Wn, np.float64)),
+        update="sync",
+        max_iter=100,
+        order_rng=np.random.default_rng(0),
+        factors=factors,
+    )
+    status = be.core.to_numpy(status)
+    names = np.array(["converged", "cycle", "max_iter"], dtype=object)
+    np.testing.assert_array_equal(names[status], expected[2])
+    np.testing.assert_array_equal(be.core.to_numpy(n_iter), expected[1])
+    np.testing.assert_array_equal(be.core.to_numpy(s), expected[0])
+    assert np.any(expected[2] == "cycle")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -212,11 +212,12 @@ def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(Xi, d) for :func:`hebbian_sync_step`, d the diagonal of Xi^T Xi, from spin patterns.
 
     With spin states and patterns every sum in the field is an integer of magnitude
-    at most P N; below 2**24 float32 holds them exactly, so float64 patterns are then
-    given as float32, whose GEMMs run at twice the rate, with the same signs.
+    at most P N; below 2**24 float32 holds them exactly, so the factors are then
+    float32, whose GEMMs run at twice the rate of float64's, with the same signs;
+    above, they are float64 (exact up to 2**53), whatever the patterns' dtype.
     """
-    if Xi.dtype == np.float64 and Xi.shape[0] * Xi.shape[1] < 2**24:
-        Xi = Xi.astype(np.float32)
+    dtype = np.float32 if Xi.shape[0] * Xi.shape[1] < 2**24 else np.float64
+    Xi = Xi.astype(dtype, copy=False)
     return Xi, (Xi * Xi).sum(axis=0)
 
 
@@ -326,15 +327,20 @@ def modern_energy(x: np.ndarray, Xi: np.ndarray, beta: float) -> np.ndarray:
 
 
 def sync_loop(
-    s: np.ndarray, update: Callable, energy: Callable, max_iter: int
+    s: np.ndarray,
+    update: Callable,
+    energy: Callable,
+    max_iter: int,
+    energy_tol: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Synchronous updates s <- update(s) of every row until it stops changing.
 
     ``update(s)`` returns the new states in an array that does not share memory
     with ``s``. A row whose update flips the same units as the previous one is
     back at the state of two updates earlier: a 2-cycle (the only cycles symmetric
-    weights allow); it stops there at the lower-energy state of the two. Finished
-    rows leave the batch. Works on ``s`` in place.
+    weights allow); it stops there at the lower-energy state of the two, the current
+    one when the energies differ by at most ``energy_tol`` (rounding). Finished rows
+    leave the batch. Works on ``s`` in place.
 
     Returns
     -------
@@ -355,7 +361,7 @@ def sync_loop(
         moving = flip.any(axis=1)
         cycle = moving & (flip == last).all(axis=1) if last is not None else None
         if cycle is not None and cycle.any():
-            lower = energy(new[cycle]) < energy(cur[cycle])
+            lower = energy(new[cycle]) < energy(cur[cycle]) - energy_tol
             new[cycle] = np.where(lower[:, None], new[cycle], cur[cycle])
         else:
             cycle = np.zeros_like(moving)
@@ -502,6 +508,7 @@ def pairwise_recall(
             lambda t: sign_update(pairwise_gap(t, W), t, tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
+            energy_tol=float(tie_tolerance(0.5 * np.abs(W).sum(), W.size)),
         )
     if update == "sync":  # exact integer fields: a tie is an exact 0
         Xi, d = factors

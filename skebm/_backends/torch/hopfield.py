@@ -132,8 +132,8 @@ def pairwise_gap(s: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 
 def hebbian_factors(Xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if Xi.dtype == torch.float64 and Xi.shape[0] * Xi.shape[1] < 2**24:
-        Xi = Xi.to(torch.float32)
+    exact32 = Xi.shape[0] * Xi.shape[1] < 2**24
+    Xi = Xi.to(torch.float32 if exact32 else torch.float64)
     return Xi, (Xi * Xi).sum(dim=0)
 
 
@@ -194,7 +194,11 @@ def _int_arrays(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def sync_loop(
-    s: torch.Tensor, update: Callable, energy: Callable, max_iter: int
+    s: torch.Tensor,
+    update: Callable,
+    energy: Callable,
+    max_iter: int,
+    energy_tol: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     n = s.shape[0]
     n_iter, status = _int_arrays(n, s.device)
@@ -209,7 +213,7 @@ def sync_loop(
         else:
             cycle = torch.zeros_like(moving)
         if bool(cycle.any()):
-            lower = energy(new[cycle]) < energy(cur[cycle])
+            lower = energy(new[cycle]) < energy(cur[cycle]) - energy_tol
             new[cycle] = torch.where(lower[:, None], new[cycle], cur[cycle])
         stop = ~moving | cycle
         status[active[~moving]] = CONVERGED
@@ -334,6 +338,7 @@ def pairwise_recall(
             lambda t: sign_update(pairwise_gap(t, W), t, tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
+            energy_tol=float(tie_tolerance(0.5 * W.abs().sum(), W.numel())),
         )
     if update == "sync":
         Xi, d = factors

@@ -171,8 +171,7 @@ default="hebbian"
     raises the energy and ends at a fixed point. Synchronous recall stops at a fixed
     point or, when a state returns after two updates, at the lower-energy state of
     that 2-cycle (on equal energies, within rounding, the state it was in when the
-    cycle was found).
-    "modern" iterates its update, which never raises its energy
+    cycle was found). "modern" iterates its update, which never raises its energy
     (a concave-convex procedure); for binary encodings it thresholds the result at
     0, keeping the probe's bit where memories tie (the result is 0). The unit orders of asynchronous sweeps come from a seed drawn in fit, the same
     orders for every probe, so a probe's recall depends neither on the other rows

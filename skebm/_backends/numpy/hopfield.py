@@ -175,13 +175,7 @@ def tie_tolerance(scale: np.ndarray, n_terms: int) -> np.ndarray:
 
 
 def sign_update(gap: np.ndarray, s: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
-    """sign(gap), keeping s where |gap| <= tol (tol = 0: exact gaps, never NaN)."""
-    if np.isscalar(tol) and tol == 0:
-        out = np.sign(gap)
-        tie = out == 0
-        if tie.any():
-            np.copyto(out, s, where=tie)
-        return out
+    """sign(gap), keeping s where |gap| <= tol."""
     out = (gap > tol).astype(s.dtype)
     out -= gap < -tol
     tie = out == 0
@@ -267,6 +261,15 @@ def hebbian_energy(s: np.ndarray, Xi: np.ndarray, d: np.ndarray) -> np.ndarray:
 def pairwise_tolerance(W: np.ndarray) -> np.ndarray:
     """Tie tolerance of each unit's gap, shape (N,)."""
     return tie_tolerance(2.0 * np.abs(W).sum(axis=0), W.shape[0])
+
+
+def pairwise_energy_tolerance(tol: np.ndarray) -> float:
+    """Tie tolerance of -1/2 s^T W s from the gaps' (:func:`pairwise_tolerance`).
+
+    That is tie_tolerance(sum|W| / 2, N^2); tie_tolerance is linear in its scale, and
+    the gaps' scales 2 sum_j |W_ij| add up to 2 sum|W|: O(N), not a pass over W.
+    """
+    return 0.25 * math.sqrt(tol.shape[0]) * float(tol.sum())
 
 
 def dense_interaction(a: np.ndarray, degree: int, n_units: int) -> np.ndarray:
@@ -359,12 +362,13 @@ def sync_loop(
         n_iter[active] += 1
         flip = new != cur
         moving = flip.any(axis=1)
-        cycle = moving & (flip == last).all(axis=1) if last is not None else None
-        if cycle is not None and cycle.any():
-            lower = energy(new[cycle]) < energy(cur[cycle]) - energy_tol
-            new[cycle] = np.where(lower[:, None], new[cycle], cur[cycle])
+        if last is not None:
+            cycle = moving & (flip == last).all(axis=1)
         else:
             cycle = np.zeros_like(moving)
+        if cycle.any():
+            lower = energy(new[cycle]) < energy(cur[cycle]) - energy_tol
+            new[cycle] = np.where(lower[:, None], new[cycle], cur[cycle])
         stop = ~moving | cycle
         status[active[~moving]], status[active[cycle]] = CONVERGED, CYCLE
         if stop.any():
@@ -508,7 +512,7 @@ def pairwise_recall(
             lambda t: sign_update(pairwise_gap(t, W), t, tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
-            energy_tol=float(tie_tolerance(0.5 * np.abs(W).sum(), W.size)),
+            energy_tol=pairwise_energy_tolerance(tol),
         )
     if update == "sync":  # exact integer fields: a tie is an exact 0
         Xi, d = factors

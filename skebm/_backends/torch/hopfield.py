@@ -153,6 +153,10 @@ def pairwise_tolerance(W: torch.Tensor) -> torch.Tensor:
     return tie_tolerance(2.0 * W.abs().sum(dim=0), W.shape[0])
 
 
+def pairwise_energy_tolerance(tol: torch.Tensor) -> float:
+    return 0.25 * math.sqrt(tol.shape[0]) * float(tol.sum())
+
+
 def dense_interaction(a: torch.Tensor, degree: int, n_units: int) -> torch.Tensor:
     return n_units * (a / n_units) ** degree
 
@@ -338,7 +342,7 @@ def pairwise_recall(
             lambda t: sign_update(pairwise_gap(t, W), t, tol),
             lambda t: pairwise_energy(t, W),
             max_iter,
-            energy_tol=float(tie_tolerance(0.5 * W.abs().sum(), W.numel())),
+            energy_tol=pairwise_energy_tolerance(tol),
         )
     if update == "sync":
         Xi, d = factors

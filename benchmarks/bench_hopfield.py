@@ -397,7 +397,12 @@ def speed_table(repeats):
         "s @ W (tested against the textbook loop). The reference row runs that "
         "factored form one probe at a time. One-step modern already works on Xi "
         "(0.4 MFLOP per probe) and its per-probe loop is as cache-friendly, so "
-        "batching gains only the GEMM-over-GEMV factor there."
+        "batching gains only the GEMM-over-GEMV factor there. HopfieldMemory also "
+        "computes the overlaps Xi s of binary probes in float32 (exact for sums of "
+        "+-1 terms) and skips Xi^T p wherever the largest weight p_m exceeds 1/2: the "
+        "signs of Xi^T p are then those of memory m (each entry is within "
+        "2 (1 - p_m) < 1 of it); the minimal loop and the per-probe loop compute "
+        "both products in float64."
     )
     return table
 

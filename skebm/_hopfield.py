@@ -494,11 +494,14 @@ default="hebbian"
             p["tol"] = backend.core.asarray(self._tie_tol, self._dtype, device)
         return p
 
-    def _initial_states(self, backend, block):
-        """Probes -> network states (a fresh array: recall works in place)."""
+    def _initial_states(self, backend, block, dtype=None):
+        """Probes -> network states (a fresh array: recall works in place), in
+        ``dtype`` for the binary encodings (default: that of ``block``)."""
         if self.encoding_ == "real":
             return backend.core.copy(block)
-        return backend.hopfield.to_spins(block, _THRESHOLDS[self.encoding_])
+        return backend.hopfield.to_spins(
+            block, _THRESHOLDS[self.encoding_], dtype=dtype
+        )
 
     def _map_blocks(self, X, fn):
         """fn(backend, params, block) -> tuple of backend arrays (or None), over row
@@ -523,7 +526,7 @@ default="hebbian"
 
         def fn(backend, p, block):
             order_rng = np.random.default_rng(self._recall_seed)
-            s = self._initial_states(backend, block)
+            s = self._initial_states(backend, block, rule.probe_dtype(self))
             return rule.recall(backend.hopfield, p, s, self, order_rng)
 
         return self._map_blocks(X, fn)

@@ -47,6 +47,10 @@ class _Pairwise:
         """Factors of W that synchronous recall uses instead of W, or None."""
         return None
 
+    def probe_dtype(self, est):
+        """dtype of the states recall starts from, if not that of the estimator."""
+        return None
+
     def energy(self, ops, p, s, est):
         return ops.pairwise_energy(s, p["W"])
 
@@ -81,12 +85,20 @@ class _Dense(_Pairwise):
 class _Modern(_Dense):
     """Ramsauer et al. (2020): x <- Xi^T softmax(beta Xi x) on continuous states."""
 
+    def probe_dtype(self, est):
+        # binary probes in float32 make the first overlaps Xi s a float32 product,
+        # exact while N < 2**24 (sums of +-1 terms)
+        binary = est.encoding_ != "real" and est.n_features_in_ < 2**24
+        return np.float32 if binary else None
+
     def recall(self, ops, p, s, est, order_rng):
-        x, proba, n_iter, status = ops.modern_recall(
-            s, p["Xi"], est.beta_, max_iter=est.max_iter, tol=est.tol * est._rms
-        )
+        kw = {"max_iter": est.max_iter, "tol": est.tol * est._rms}
         if est.encoding_ != "real":  # binary states; a tie between memories keeps s
-            x = ops.modern_spins(x, proba, s, _MODERN_TIE)
+            x, proba, n_iter, status = ops.modern_recall_spins(
+                s, p["Xi"], est.beta_, tie=_MODERN_TIE, **kw
+            )
+        else:
+            x, proba, n_iter, status = ops.modern_recall(s, p["Xi"], est.beta_, **kw)
         return x, n_iter, status, proba
 
     def energy(self, ops, p, s, est):

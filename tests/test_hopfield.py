@@ -223,6 +223,98 @@ def test_hebbian_energy_from_factors_equals_weight_form(backend):
     )
 
 
+def textbook_modern(probes, Xi, beta, max_iter, tol, tie=1e-6):
+    """One probe at a time, float64: x <- Xi^T softmax(beta Xi x) until no entry moves
+    by more than tol (converged) or max_iter updates; then sign(x), keeping the
+    probe's bit where |x_i| <= tie. Returns (states, updates, status, last weights)."""
+    states = np.empty_like(probes)
+    weights = np.empty((len(probes), len(Xi)))
+    n_iter = np.zeros(len(probes), dtype=int)
+    status = np.full(len(probes), "max_iter", dtype=object)
+    for i, s in enumerate(probes):
+        x = s.copy()
+        for n_iter[i] in range(1, max_iter + 1):
+            a = beta * (Xi @ x)
+            p = np.exp(a - a.max())
+            p /= p.sum()
+            new = Xi.T @ p
+            moved = np.abs(new - x).max()
+            x = new
+            if n_iter[i] < max_iter and moved <= tol:
+                status[i] = "converged"
+                break
+        states[i] = np.where(np.abs(x) <= tie, s, np.sign(x))
+        weights[i] = p
+    return states, n_iter, status, weights
+
+
+def _modern_cases():
+    """(memories, probes): corrupted patterns, and probes halfway between two
+    memories that differ in 4 bits (weights 1/2 each: ties keep the probe's bits)."""
+    X = patterns(12, 48, seed=20)
+    X[1] = X[0]
+    X[1, :4] *= -1
+    rng = np.random.default_rng(21)
+    probes = corrupt(X[rng.integers(0, 12, 150)], 0.25, seed=22)
+    halfway = np.repeat(X[:1], 6, axis=0)
+    halfway[:, :2] *= -1  # 2 bits from X[0], 2 from X[1]
+    halfway[:, 20:23] *= -1  # the same distance from both
+    return X, np.concatenate([probes, halfway])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "beta, max_iter, tol",
+    [
+        (None, 1, 1e-6),  # default beta, one step: the product is skipped
+        (None, 100, 1e-6),  # converges on the second update
+        (0.2, 100, 0.02),  # the convergence bound settles some rows, not all
+        (0.15, 100, 0.1),
+        (0.15, 3, 1e-6),
+        (0.02, 100, 1e-6),  # mixtures: the products are needed
+    ],
+)
+def test_modern_binary_recall_equals_textbook(backend, beta, max_iter, tol):
+    """Binary "modern" recall takes the sign of x = Xi^T p without computing x where
+    the largest weight settles it, and its first overlaps in float32; states, update
+    counts, statuses and weights must be those of the textbook float64 iteration."""
+    X, probes = _modern_cases()
+    est = HopfieldMemory("modern", beta=beta, max_iter=max_iter, tol=tol)
+    est = est.set_params(backend=backend, device="cpu").fit(X)
+    states, n_iter, status, weights = textbook_modern(
+        probes, X, est.beta_, max_iter, tol
+    )
+    out = est.recall(probes)
+    assert_recall_equals(out, (states, n_iter, status))
+    np.testing.assert_allclose(out.proba, weights, rtol=1e-10, atol=1e-300)
+    if beta is None:  # halfway probes: X[0] where X[0] and X[1] agree, else a tie
+        np.testing.assert_array_equal(states[-6:, :4], probes[-6:, :4])
+        np.testing.assert_array_equal(states[-6:, 4:], np.repeat(X[:1, 4:], 6, axis=0))
+
+
+def test_modern_binary_recall_cases_cover_every_branch():
+    """The cases above reach both ways of settling a row: the skipped product (on the
+    last update, and by the convergence bound) and the computed one."""
+    from skebm._backends.numpy import hopfield as ops
+
+    X, probes = _modern_cases()
+    calls = []
+    real = ops.modern_spins
+
+    def spy(x, p, s, tie):
+        calls.append(len(x))
+        return real(x, p, s, tie)
+
+    for beta, max_iter, tol in [(None, 1, 1e-6), (0.2, 100, 0.02)]:
+        est = HopfieldMemory("modern", beta=beta, max_iter=max_iter, tol=tol).fit(X)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(ops, "modern_spins", spy)
+            calls.clear()
+            est.transform(probes)
+        computed = sum(calls)
+        assert 0 < computed < len(probes), (beta, max_iter, tol, computed)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_unit_sign_bit_trick_equals_copysign(dtype):
     from skebm._backends.numpy.hopfield import unit_sign

@@ -36,12 +36,13 @@ CONVERGED, CYCLE, MAX_ITER = 0, 1, 2
 
 
 def to_spins(
-    X: np.ndarray, threshold: float, out: np.ndarray | None = None
+    X: np.ndarray, threshold: float, out: np.ndarray | None = None, dtype=None
 ) -> np.ndarray:
-    """+1 where X > threshold, else -1, in the dtype of X (into ``out``, may be X)."""
+    """+1 where X > threshold, else -1, in ``dtype`` (default: that of X), or into
+    ``out`` (may be X)."""
     mask = X > threshold
     if out is None:
-        s = mask.astype(X.dtype)
+        s = mask.astype(X.dtype if dtype is None else dtype)
     else:
         s = out
         np.copyto(s, mask)
@@ -603,6 +604,71 @@ def modern_recall(
         if not active.size:
             break
     return x, P, n_iter, status
+
+
+def modern_recall_spins(
+    s: np.ndarray, Xi: np.ndarray, beta: float, *, max_iter: int, tol: float, tie: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Binary recall: :func:`modern_recall` then :func:`modern_spins`, without the
+    products whose outcome is already known. Same states, weights, counts, statuses.
+
+    Where the largest weight p_m of p = softmax(beta Xi x) exceeds (1 + tie) / 2, the
+    state p Xi is within 2 (1 - p_m) of Xi[m] in every entry, so its signs are those of
+    Xi[m]. Such a row needs p Xi only to go on: on the last update, or when
+    max|Xi[m] - x| + 2 (1 - p_m) plus a rounding margin is within ``tol`` (it
+    certainly converges), its state is Xi[m] and the product is skipped.
+
+    ``s`` holds the probes in {-1, +1} in the dtype of ``Xi`` or in float32: the first
+    overlaps Xi s then come from a float32 product, exact for N < 2**24 (integer sums
+    of +-1 terms). Returns the states in the dtype of ``Xi``.
+    """
+    n, dtype = s.shape[0], Xi.dtype
+    n_iter = np.zeros(n, dtype=np.int64)
+    status = np.full(n, MAX_ITER, dtype=np.int64)
+    out = np.empty((n, Xi.shape[1]), dtype=dtype)
+    P = np.empty((n, Xi.shape[0]), dtype=dtype)
+    # rounding of p Xi and of 1 - p_m, far above the worst case
+    slack = 4.0 * (Xi.shape[0] + 1) * float(np.finfo(dtype).eps)
+    known_above = 0.5 * (1.0 + tie) + slack
+    x, active = s, np.arange(n)  # x: the states of the rows still running
+    for it in range(max_iter):
+        a = x @ (Xi if x.dtype == dtype else Xi.astype(x.dtype)).T
+        a = a.astype(dtype, copy=False)
+        rows = np.arange(a.shape[0])
+        top = a.argmax(axis=1)
+        a *= beta
+        a -= a[rows, top][:, None]
+        np.exp(a, out=a)
+        a /= a.sum(axis=1, keepdims=True)
+        p, p_top = a, a[rows, top]
+        n_iter[active] += 1
+        P[active] = p
+        last = it == max_iter - 1
+        known = p_top > known_above
+        if not last and known.any():
+            k = np.flatnonzero(known)
+            dev = np.abs(Xi[top[k]] - x[k]).max(axis=1)
+            known[k] = dev + 2.0 * (1.0 - p_top[k]) + slack <= tol
+        k, u = np.flatnonzero(known), np.flatnonzero(~known)
+        out[active[k]] = Xi[top[k]]
+        if not last:
+            status[active[k]] = CONVERGED
+        if not u.size:
+            break
+        new = p[u] @ Xi
+        if last:
+            done = np.ones(u.size, dtype=bool)
+        else:
+            done = np.abs(new - x[u]).max(axis=1) <= tol
+            status[active[u[done]]] = CONVERGED
+        d = u[done]
+        if d.size:
+            s0 = s[active[d]].astype(dtype, copy=False)
+            out[active[d]] = modern_spins(new[done], p[d], s0, tie)
+        active, x = active[u[~done]], new[~done]
+        if not active.size:
+            break
+    return out, P, n_iter, status
 
 
 def modern_spins(x: np.ndarray, p: np.ndarray, s: np.ndarray, tol: float) -> np.ndarray:

@@ -22,10 +22,13 @@ CONVERGED, CYCLE, MAX_ITER = 0, 1, 2
 
 
 def to_spins(
-    X: torch.Tensor, threshold: float, out: torch.Tensor | None = None
+    X: torch.Tensor, threshold: float, out: torch.Tensor | None = None, dtype=None
 ) -> torch.Tensor:
     mask = X > threshold
-    s = mask.to(X.dtype) if out is None else out.copy_(mask)
+    if out is None:
+        s = mask.to(X.dtype if dtype is None else torch_dtype(dtype))
+    else:
+        s = out.copy_(mask)
     return s.mul_(2.0).sub_(1.0)
 
 
@@ -421,6 +424,56 @@ def modern_recall(
         if not active.numel():
             break
     return x, P, n_iter, status
+
+
+def modern_recall_spins(
+    s: torch.Tensor,
+    Xi: torch.Tensor,
+    beta: float,
+    *,
+    max_iter: int,
+    tol: float,
+    tie: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    n, dtype, device = s.shape[0], Xi.dtype, s.device
+    n_iter, status = _int_arrays(n, device)
+    out = torch.empty((n, Xi.shape[1]), dtype=dtype, device=device)
+    P = torch.empty((n, Xi.shape[0]), dtype=dtype, device=device)
+    slack = 4.0 * (Xi.shape[0] + 1) * torch.finfo(dtype).eps
+    known_above = 0.5 * (1.0 + tie) + slack
+    x, active = s, torch.arange(n, device=device)
+    for it in range(max_iter):
+        a = (x @ (Xi if x.dtype == dtype else Xi.to(x.dtype)).T).to(dtype)
+        p_top, top = (p := torch.softmax(beta * a, dim=1)).max(dim=1)
+        n_iter[active] += 1
+        P[active] = p
+        last = it == max_iter - 1
+        known = p_top > known_above
+        if not last and bool(known.any()):
+            k = torch.nonzero(known).squeeze(1)
+            dev = (Xi[top[k]] - x[k]).abs().amax(dim=1)
+            known[k] = dev + 2.0 * (1.0 - p_top[k]) + slack <= tol
+        k = torch.nonzero(known).squeeze(1)
+        u = torch.nonzero(~known).squeeze(1)
+        out[active[k]] = Xi[top[k]]
+        if not last:
+            status[active[k]] = CONVERGED
+        if not u.numel():
+            break
+        new = p[u] @ Xi
+        if last:
+            done = torch.ones(u.numel(), dtype=torch.bool, device=device)
+        else:
+            done = (new - x[u]).abs().amax(dim=1) <= tol
+            status[active[u[done]]] = CONVERGED
+        d = u[done]
+        if d.numel():
+            s0 = s[active[d]].to(dtype)
+            out[active[d]] = modern_spins(new[done], p[d], s0, tie)
+        active, x = active[u[~done]], new[~done]
+        if not active.numel():
+            break
+    return out, P, n_iter, status
 
 
 def modern_spins(

@@ -444,7 +444,8 @@ def modern_recall_spins(
     x, active = s, torch.arange(n, device=device)
     for it in range(max_iter):
         a = (x @ (Xi if x.dtype == dtype else Xi.to(x.dtype)).T).to(dtype)
-        p_top, top = (p := torch.softmax(beta * a, dim=1)).max(dim=1)
+        p = torch.softmax(beta * a, dim=1)
+        p_top, top = p.max(dim=1)
         n_iter[active] += 1
         P[active] = p
         last = it == max_iter - 1

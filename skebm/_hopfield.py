@@ -21,6 +21,7 @@ from skebm._backends import BACKENDS
 from skebm._hopfield_rules import RULES
 from skebm.base import _SEED_MAX, BackendMixin, EnergyMixin
 from skebm.utils._docstring import substitute_docstring
+from skebm.utils._validation import check_finite
 
 #: recall and energy work on blocks of this many rows (bounded memory)
 _BATCH_ROWS = 4096
@@ -484,7 +485,11 @@ default="hebbian"
 
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=self._dtype, reset=False)
+        X = validate_data(
+            self, X, dtype=self._dtype, reset=False, ensure_all_finite=False
+        )
+        check_finite(X, self._get_backend()[0], estimator_name=type(self).__name__)
+        return X
 
     def _params(self, backend, device):
         Xi = self._to_states(self.memories_)
@@ -526,7 +531,8 @@ default="hebbian"
 
         def fn(backend, p, block):
             order_rng = np.random.default_rng(self._recall_seed)
-            s = self._initial_states(backend, block, rule.probe_dtype(self))
+            dtype = rule.probe_dtype(backend.hopfield, self, block)
+            s = self._initial_states(backend, block, dtype)
             return rule.recall(backend.hopfield, p, s, self, order_rng)
 
         return self._map_blocks(X, fn)

@@ -47,8 +47,9 @@ class _Pairwise:
         """Factors of W that synchronous recall uses instead of W, or None."""
         return None
 
-    def probe_dtype(self, est):
-        """dtype of the states recall starts from, if not that of the estimator."""
+    def probe_dtype(self, ops, est, like):
+        """dtype of the states recall starts from, if not that of the estimator;
+        ``like`` is a probe block on the target device."""
         return None
 
     def energy(self, ops, p, s, est):
@@ -85,11 +86,12 @@ class _Dense(_Pairwise):
 class _Modern(_Dense):
     """Ramsauer et al. (2020): x <- Xi^T softmax(beta Xi x) on continuous states."""
 
-    def probe_dtype(self, est):
-        # binary probes in float32 make the first overlaps Xi s a float32 product,
-        # exact while N < 2**24 (sums of +-1 terms)
-        binary = est.encoding_ != "real" and est.n_features_in_ < 2**24
-        return np.float32 if binary else None
+    def probe_dtype(self, ops, est, like):
+        # binary probes in the backend's spin dtype make the first overlaps Xi s an
+        # exact product in the fastest arithmetic (float32, or int8 on torch's CPU)
+        if est.encoding_ == "real":
+            return None
+        return ops.spin_dtype(est.n_features_in_, like)
 
     def recall(self, ops, p, s, est, order_rng):
         kw = {"max_iter": est.max_iter, "tol": est.tol * est._rms}

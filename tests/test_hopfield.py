@@ -292,6 +292,48 @@ def test_modern_binary_recall_equals_textbook(backend, beta, max_iter, tol):
         np.testing.assert_array_equal(states[-6:, 4:], np.repeat(X[:1, 4:], 6, axis=0))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("encoding", ["spin", "binary"])
+def test_modern_one_step_recall_of_clean_probes_equals_textbook(backend, encoding):
+    """Every probe near one memory: all rows are settled on the first update (the
+    states are gathered from the memories at once), in either binary encoding."""
+    X = patterns(30, 200, seed=23)
+    rng = np.random.default_rng(24)
+    probes = corrupt(X[rng.integers(0, 30, 300)], 0.2, seed=25)
+    low = 0.0 if encoding == "binary" else -1.0
+    est = HopfieldMemory("modern", max_iter=1, backend=backend, device="cpu")
+    est.fit((X > 0) * (1.0 - low) + low)
+    states, n_iter, status, weights = textbook_modern(probes, X, est.beta_, 1, 1e-6)
+    out = est.recall((probes > 0) * (1.0 - low) + low)
+    assert_recall_equals(out, ((states > 0) * (1.0 - low) + low, n_iter, status))
+    np.testing.assert_allclose(out.proba, weights, rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n_units", [7, 300, 5000])
+def test_spin_overlaps_are_exact_integers(backend, n_units):
+    """Probes in the backend's spin dtype (float32; int8 on torch's CPU where its int8
+    GEMM runs) give the overlaps Xi s exactly, also past the int8 range."""
+    be = get_backend(backend)
+    rng = np.random.default_rng(26)
+    Xi = rng.choice([-1.0, 1.0], size=(9, n_units))
+    probes = rng.choice([-1.0, 1.0], size=(40, n_units))
+    probes[:3] = Xi[:3]  # overlaps of n_units: beyond int8 and float16
+    like = be.core.asarray(probes, np.float64)
+    dtype = be.hopfield.spin_dtype(n_units, like)
+    s = be.hopfield.to_spins(like, 0.0, dtype=dtype)
+    a = be.core.to_numpy(be.hopfield.spin_overlaps(s, be.core.asarray(Xi, np.float64)))
+    np.testing.assert_array_equal(a, probes.astype(np.int64) @ Xi.astype(np.int64).T)
+    if backend == "torch":
+        import torch
+
+        from skebm._backends.torch.hopfield import _int8_matmul
+
+        assert dtype == (torch.int8 if _int8_matmul("cpu") else torch.float32)
+    else:
+        assert dtype == np.float32
+
+
 def test_modern_binary_recall_cases_cover_every_branch():
     """The cases above reach both ways of settling a row: the skipped product (on the
     last update, and by the convergence bound) and the computed one."""
@@ -692,6 +734,32 @@ def test_bad_input():
         est.sample(2, init=patterns(3, 8))
     with pytest.raises(ValueError, match="rule changed"):
         est.set_params(rule="storkey").partial_fit(patterns(1, 8))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", ["transform", "predict", "energy", "recall"])
+def test_non_finite_probes_raise_sklearn_errors(backend, method):
+    """Recall sums the probes in the backend to check them (torch: a faster
+    reduction) and raises scikit-learn's own messages; a sum that only overflows
+    is not an error; set_config(assume_finite=True) skips the check."""
+    from sklearn import config_context
+
+    est = HopfieldMemory("modern", backend=backend, device="cpu").fit(patterns(2, 8))
+    call = getattr(est, method)
+    for bad, match in [(np.nan, "Input X contains NaN"), (np.inf, "infinity")]:
+        X = patterns(3, 8)
+        X[1, 2] = bad
+        with pytest.raises(ValueError, match=match):
+            call(X)
+        view = X[::-1]  # torch cannot view negative strides: NumPy sums it
+        with pytest.raises(ValueError, match=match):
+            call(view)
+    big = patterns(3, 8) * 1e308  # finite entries whose sum overflows
+    np.testing.assert_array_equal(est.transform(big), est.transform(np.sign(big)))
+    X = patterns(3, 8)
+    X[1, 2] = np.nan
+    with config_context(assume_finite=True):
+        call(X)  # no check, as in scikit-learn
 
 
 @pytest.mark.parametrize("method", ["transform", "predict", "energy", "recall"])

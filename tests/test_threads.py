@@ -123,7 +123,7 @@ def test_hopfield_store_and_recall_follow_threadpool_limits(two_threads, monkeyp
             patterns
         )
         assert torch.get_num_threads() == 2
-    assert seen == [1, 1]  # store, recall
+    assert seen == [1, 1, 1]  # store; recall: the finiteness check, the dynamics
 
 
 def test_fit_in_another_thread_follows_the_blas_limit(two_threads):

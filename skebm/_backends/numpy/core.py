@@ -57,6 +57,12 @@ def to_float(a) -> float:
     return float(a)
 
 
+def sum_is_finite(X: np.ndarray) -> bool:
+    """Whether the sum of a floating NumPy array is finite (then so is every entry)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(X)))
+
+
 def thread_limit() -> contextlib.AbstractContextManager:
     """No-op: NumPy's BLAS follows ``threadpoolctl`` limits by itself."""
     return contextlib.nullcontext()

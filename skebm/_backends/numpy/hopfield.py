@@ -606,6 +606,18 @@ def modern_recall(
     return x, P, n_iter, status
 
 
+def spin_dtype(n_units: int, like: np.ndarray) -> type | None:
+    """dtype of spin states whose overlaps Xi s with spin memories are exact and
+    fastest: float32 (integer sums of +-1 terms, exact for N < 2**24), else None (the
+    estimator's dtype). ``like`` is an array on the target device (unused here)."""
+    return np.float32 if n_units < 2**24 else None
+
+
+def spin_overlaps(s: np.ndarray, Xi: np.ndarray) -> np.ndarray:
+    """Xi s for spin states ``s`` of :func:`spin_dtype` (or the memories' dtype)."""
+    return s @ Xi.astype(s.dtype, copy=False).T
+
+
 def modern_recall_spins(
     s: np.ndarray, Xi: np.ndarray, beta: float, *, max_iter: int, tol: float, tie: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -618,21 +630,21 @@ def modern_recall_spins(
     max|Xi[m] - x| + 2 (1 - p_m) plus a rounding margin is within ``tol`` (it
     certainly converges), its state is Xi[m] and the product is skipped.
 
-    ``s`` holds the probes in {-1, +1} in the dtype of ``Xi`` or in float32: the first
-    overlaps Xi s then come from a float32 product, exact for N < 2**24 (integer sums
-    of +-1 terms). Returns the states in the dtype of ``Xi``.
+    ``s`` holds the probes in {-1, +1} in the dtype of ``Xi`` or in that of
+    :func:`spin_dtype`: the first overlaps Xi s then come from
+    :func:`spin_overlaps`, exact (integer sums of +-1 terms). Returns the states in
+    the dtype of ``Xi``.
     """
     n, dtype = s.shape[0], Xi.dtype
     n_iter = np.zeros(n, dtype=np.int64)
     status = np.full(n, MAX_ITER, dtype=np.int64)
-    out = np.empty((n, Xi.shape[1]), dtype=dtype)
-    P = np.empty((n, Xi.shape[0]), dtype=dtype)
+    out = None  # allocated once the first rows are known
     # rounding of p Xi and of 1 - p_m, far above the worst case
     slack = 4.0 * (Xi.shape[0] + 1) * float(np.finfo(dtype).eps)
     known_above = 0.5 * (1.0 + tie) + slack
     x, active = s, np.arange(n)  # x: the states of the rows still running
     for it in range(max_iter):
-        a = x @ (Xi if x.dtype == dtype else Xi.astype(x.dtype)).T
+        a = spin_overlaps(x, Xi) if x.dtype != dtype else x @ Xi.T
         a = a.astype(dtype, copy=False)
         rows = np.arange(a.shape[0])
         top = a.argmax(axis=1)
@@ -642,7 +654,10 @@ def modern_recall_spins(
         a /= a.sum(axis=1, keepdims=True)
         p, p_top = a, a[rows, top]
         n_iter[active] += 1
-        P[active] = p
+        if it == 0:  # every row: the weights are this array
+            P = p
+        else:
+            P[active] = p
         last = it == max_iter - 1
         known = p_top > known_above
         if not last and known.any():
@@ -650,7 +665,12 @@ def modern_recall_spins(
             dev = np.abs(Xi[top[k]] - x[k]).max(axis=1)
             known[k] = dev + 2.0 * (1.0 - p_top[k]) + slack <= tol
         k, u = np.flatnonzero(known), np.flatnonzero(~known)
-        out[active[k]] = Xi[top[k]]
+        if k.size == n:  # every row recalls a memory on the first update
+            out = Xi[top]
+        else:
+            if out is None:
+                out = np.empty((n, Xi.shape[1]), dtype=dtype)
+            out[active[k]] = Xi[top[k]]
         if not last:
             status[active[k]] = CONVERGED
         if not u.size:

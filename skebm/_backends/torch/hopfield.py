@@ -8,6 +8,7 @@ the same order and recall identically.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -26,10 +27,11 @@ def to_spins(
 ) -> torch.Tensor:
     mask = X > threshold
     if out is None:
-        s = mask.to(X.dtype if dtype is None else torch_dtype(dtype))
+        dtype = X.dtype if dtype is None else torch_dtype(dtype)
+        s = mask.view(dtype) if dtype == torch.int8 else mask.to(dtype)
     else:
         s = out.copy_(mask)
-    return s.mul_(2.0).sub_(1.0)
+    return s.mul_(2).sub_(1)
 
 
 def from_spins(s: torch.Tensor, low: float) -> torch.Tensor:
@@ -426,6 +428,35 @@ def modern_recall(
     return x, P, n_iter, status
 
 
+@functools.cache
+def _int8_matmul(device_type: str) -> bool:
+    """Whether ``torch._int_mm`` (int8 x int8 -> int32 GEMM) runs, exactly, here.
+
+    Checked once per device type; on the CPU it uses the int8 dot-product
+    instructions (VNNI) where present, several times the float32 rate. CUDA keeps
+    float32: its int8 kernels need dimensions in multiples of 8.
+    """
+    if device_type != "cpu" or not hasattr(torch, "_int_mm"):
+        return False
+    a = torch.tensor([[1, -1, 1], [-1, -1, 1]], dtype=torch.int8)
+    try:
+        return bool((torch._int_mm(a, a.T) == torch.tensor([[3, 1], [1, 3]])).all())
+    except RuntimeError:
+        return False
+
+
+def spin_dtype(n_units: int, like: torch.Tensor) -> torch.dtype | None:
+    if n_units < 2**31 and _int8_matmul(like.device.type):
+        return torch.int8
+    return torch.float32 if n_units < 2**24 else None
+
+
+def spin_overlaps(s: torch.Tensor, Xi: torch.Tensor) -> torch.Tensor:
+    if s.dtype == torch.int8:
+        return torch._int_mm(s, Xi.to(torch.int8).T)
+    return s @ Xi.to(s.dtype).T
+
+
 def modern_recall_spins(
     s: torch.Tensor,
     Xi: torch.Tensor,
@@ -437,17 +468,19 @@ def modern_recall_spins(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     n, dtype, device = s.shape[0], Xi.dtype, s.device
     n_iter, status = _int_arrays(n, device)
-    out = torch.empty((n, Xi.shape[1]), dtype=dtype, device=device)
-    P = torch.empty((n, Xi.shape[0]), dtype=dtype, device=device)
+    out = None
     slack = 4.0 * (Xi.shape[0] + 1) * torch.finfo(dtype).eps
     known_above = 0.5 * (1.0 + tie) + slack
     x, active = s, torch.arange(n, device=device)
     for it in range(max_iter):
-        a = (x @ (Xi if x.dtype == dtype else Xi.to(x.dtype)).T).to(dtype)
+        a = (spin_overlaps(x, Xi) if x.dtype != dtype else x @ Xi.T).to(dtype)
         p = torch.softmax(beta * a, dim=1)
         p_top, top = p.max(dim=1)
         n_iter[active] += 1
-        P[active] = p
+        if it == 0:  # every row: the weights are this array
+            P = p
+        else:
+            P[active] = p
         last = it == max_iter - 1
         known = p_top > known_above
         if not last and bool(known.any()):
@@ -456,7 +489,12 @@ def modern_recall_spins(
             known[k] = dev + 2.0 * (1.0 - p_top[k]) + slack <= tol
         k = torch.nonzero(known).squeeze(1)
         u = torch.nonzero(~known).squeeze(1)
-        out[active[k]] = Xi[top[k]]
+        if k.numel() == n:
+            out = torch.index_select(Xi, 0, top)
+        else:
+            if out is None:
+                out = torch.empty((n, Xi.shape[1]), dtype=dtype, device=device)
+            out[active[k]] = Xi[top[k]]
         if not last:
             status[active[k]] = CONVERGED
         if not u.numel():

@@ -133,16 +133,18 @@ def assert_recall_equals(out, expected):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("block_rows", [None, 7])
 @pytest.mark.parametrize(
     "n_patterns, n_units, low_rank",
     [(5, 64, True), (20, 64, True), (30, 64, True), (40, 64, False)],
 )
 def test_sync_hebbian_recall_equals_textbook_updates(
-    backend, n_patterns, n_units, low_rank, monkeypatch
+    backend, n_patterns, n_units, low_rank, block_rows, monkeypatch
 ):
-    """Synchronous Hebbian recall computes W s as Xi^T (Xi s) while 2 P < N; states,
-    update counts and statuses must be those of the textbook loop, run here on the
-    integer matrix sum_mu xi_mu xi_mu^T with a zero diagonal, 2-cycles included."""
+    """Synchronous Hebbian recall computes W s as Xi^T (Xi s) while 2 P < N, in row
+    blocks (one here, or blocks of 7 rows); states, update counts and statuses must
+    be those of the textbook loop, run here on the integer matrix
+    sum_mu xi_mu xi_mu^T with a zero diagonal, 2-cycles included."""
     X = patterns(n_patterns, n_units, seed=n_patterns)
     rng = np.random.default_rng(3)
     probes = corrupt(X[rng.integers(0, n_patterns, 300)], 0.2, seed=4)
@@ -150,6 +152,8 @@ def test_sync_hebbian_recall_equals_textbook_updates(
     np.fill_diagonal(W, 0.0)
     expected = textbook_sync(W, probes, 100)
     ops = get_backend(backend).hopfield
+    if block_rows is not None:
+        monkeypatch.setattr(ops, "sync_block_rows", lambda n_units: block_rows)
     if low_rank:  # the path under test must be the one taken
         monkeypatch.setattr(ops, "pairwise_gap", _forbidden("pairwise_gap"))
         monkeypatch.setattr(ops, "pairwise_energy", _forbidden("pairwise_energy"))

@@ -146,6 +146,8 @@ def hebbian_sync_step(
     s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor, out: torch.Tensor
 ) -> torch.Tensor:
     g = torch.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
+    if bool(d.min() == d.max()):  # spin patterns: d = P everywhere, one fused pass
+        return g.sub_(s, alpha=float(d[0]) - 0.5).sign_()
     return g.sub_(s * (d - 0.5)).sign_()
 
 
@@ -331,6 +333,10 @@ def dense_sweep(
     return changed
 
 
+def sync_block_rows(n_units: int) -> int:
+    return max(64, (1 << 20) // n_units)
+
+
 def pairwise_recall(
     s: torch.Tensor,
     W: torch.Tensor,
@@ -351,8 +357,10 @@ def pairwise_recall(
         )
     if update == "sync":
         Xi, d = factors
+        rows = min(s.shape[0], sync_block_rows(s.shape[1]))
         buffers = [
-            torch.empty(s.shape, dtype=Xi.dtype, device=s.device) for _ in range(2)
+            torch.empty((rows, s.shape[1]), dtype=Xi.dtype, device=s.device)
+            for _ in range(2)
         ]
         first = buffers[0].untyped_storage().data_ptr()
 
@@ -360,13 +368,16 @@ def pairwise_recall(
             out = buffers[int(u.untyped_storage().data_ptr() == first)]
             return hebbian_sync_step(u, Xi, d, out)
 
-        t, n_iter, status = sync_loop(
-            s.to(Xi.dtype),
-            step,
-            lambda u: hebbian_energy(u, Xi, d),
-            max_iter,
-        )
-        s.copy_(t)
+        n_iter, status = _int_arrays(s.shape[0], s.device)
+        for start in range(0, s.shape[0], rows):
+            block = slice(start, start + rows)
+            t, n_iter[block], status[block] = sync_loop(
+                s[block].to(Xi.dtype),
+                step,
+                lambda u: hebbian_energy(u, Xi, d),
+                max_iter,
+            )
+            s[block] = t
         return s, n_iter, status
     return async_loop(
         s, lambda t, order: pairwise_sweep(t, W, order, tol), max_iter, order_rng

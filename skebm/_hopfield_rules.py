@@ -118,11 +118,17 @@ class _Hebbian(_Pairwise):
     """The Hebb rule: W = (Xi^T Xi - diag(d)) / N has rank <= P, so synchronous recall
     computes W s as Xi^T (Xi s) while 2 P < N (fewer flops, the same signs)."""
 
+    @staticmethod
+    def _factored(est):
+        n_patterns, n_units = est.memories_.shape
+        return est.update == "sync" and 2 * n_patterns < n_units
+
     def factors(self, ops, p, est):
-        n_patterns, n_units = p["Xi"].shape
-        if est.update == "sync" and 2 * n_patterns < n_units:
-            return ops.hebbian_factors(p["Xi"])
-        return None
+        return ops.hebbian_factors(p["Xi"]) if self._factored(est) else None
+
+    def probe_dtype(self, ops, est, like):
+        # the factored updates run in the factors' dtype: start there
+        return ops.spin_dtype(est.n_features_in_, like) if self._factored(est) else None
 
 
 def _store_hebbian(ops, state, Xi):

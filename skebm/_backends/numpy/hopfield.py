@@ -512,7 +512,9 @@ def pairwise_recall(
 
     ``tol`` is :func:`pairwise_tolerance` of W, computed once when W is stored.
     ``factors`` = :func:`hebbian_factors` of a Hebbian W: synchronous updates then
-    run on states in the factors' dtype, with updates from :func:`hebbian_sync_step`.
+    run on states in the factors' dtype, with updates from :func:`hebbian_sync_step`,
+    in row blocks of :func:`sync_block_rows`; ``s`` may then hold the probes in any
+    dtype (:func:`spin_dtype`) and is overwritten. The states come back in W's dtype.
     """
     if update == "sync" and factors is None:
         return sync_loop(
@@ -531,17 +533,18 @@ def pairwise_recall(
             out = buffers[np.may_share_memory(u, buffers[0])]
             return hebbian_sync_step(u, Xi, d, out)
 
+        states = np.empty(s.shape, dtype=W.dtype)
         n_iter = np.empty(s.shape[0], dtype=np.int64)
         status = np.empty(s.shape[0], dtype=np.int64)
         for start in range(0, s.shape[0], rows):
             block = slice(start, start + rows)
-            s[block], n_iter[block], status[block] = sync_loop(
-                s[block].astype(Xi.dtype),
+            states[block], n_iter[block], status[block] = sync_loop(
+                s[block].astype(Xi.dtype, copy=False),
                 step,
                 lambda u: hebbian_energy(u, Xi, d),
                 max_iter,
             )
-        return s, n_iter, status
+        return states, n_iter, status
     return async_loop(
         s, lambda t, order: pairwise_sweep(t, W, order, tol), max_iter, order_rng
     )

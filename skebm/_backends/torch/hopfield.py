@@ -368,17 +368,17 @@ def pairwise_recall(
             out = buffers[int(u.untyped_storage().data_ptr() == first)]
             return hebbian_sync_step(u, Xi, d, out)
 
+        states = torch.empty(s.shape, dtype=W.dtype, device=s.device)
         n_iter, status = _int_arrays(s.shape[0], s.device)
         for start in range(0, s.shape[0], rows):
             block = slice(start, start + rows)
-            t, n_iter[block], status[block] = sync_loop(
+            states[block], n_iter[block], status[block] = sync_loop(
                 s[block].to(Xi.dtype),
                 step,
                 lambda u: hebbian_energy(u, Xi, d),
                 max_iter,
             )
-            s[block] = t
-        return s, n_iter, status
+        return states, n_iter, status
     return async_loop(
         s, lambda t, order: pairwise_sweep(t, W, order, tol), max_iter, order_rng
     )

@@ -316,7 +316,7 @@ def speed_table(repeats):
             e.transform(p[None]) for p in probes[:n_one]
         ]
     with threadpool_limits(limits=1):
-        one = interleaved_timings(one_probe, repeats=2)
+        one = interleaved_timings(one_probe, repeats=3)
     one = {k: min(v) / n_one * n_probes for k, v in one.items()}
     for task in ("hebbian", "modern"):
         label = (

@@ -153,7 +153,7 @@ def test_sync_hebbian_recall_equals_textbook_updates(
     expected = textbook_sync(W, probes, 100)
     ops = get_backend(backend).hopfield
     if block_rows is not None:
-        monkeypatch.setattr(ops, "sync_block_rows", lambda n_units: block_rows)
+        monkeypatch.setattr(ops, "sync_block_rows", lambda n_units, like: block_rows)
     if low_rank:  # the path under test must be the one taken
         monkeypatch.setattr(ops, "pairwise_gap", _forbidden("pairwise_gap"))
         monkeypatch.setattr(ops, "pairwise_energy", _forbidden("pairwise_energy"))
@@ -308,34 +308,117 @@ def test_modern_one_step_recall_of_clean_probes_equals_textbook(backend, encodin
     est = HopfieldMemory("modern", max_iter=1, backend=backend, device="cpu")
     est.fit((X > 0) * (1.0 - low) + low)
     states, n_iter, status, weights = textbook_modern(probes, X, est.beta_, 1, 1e-6)
-    out = est.recall((probes > 0) * (1.0 - low) + low)
+    ops = get_backend(backend).hopfield
+    with pytest.MonkeyPatch.context() as mp:  # no row takes the product Xi^T p
+        mp.setattr(ops, "modern_spins", _forbidden("modern_spins"))
+        out = est.recall((probes > 0) * (1.0 - low) + low)
     assert_recall_equals(out, ((states > 0) * (1.0 - low) + low, n_iter, status))
     np.testing.assert_allclose(out.proba, weights, rtol=1e-10, atol=1e-300)
+
+
+def _spin_dtypes(backend):
+    """The dtypes ``spin_dtype`` may choose on this machine's CPU."""
+    if backend == "numpy":
+        return [np.float32]
+    import torch
+
+    from skebm._backends.torch.hopfield import _int_mm_works
+
+    return [torch.float32] + ([torch.int8] if _int_mm_works() else [])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n_units", [7, 300, 5000])
 def test_spin_overlaps_are_exact_integers(backend, n_units):
-    """Probes in the backend's spin dtype (float32; int8 on torch's CPU where its int8
-    GEMM runs) give the overlaps Xi s exactly, also past the int8 range."""
+    """Probes in each spin dtype a backend may choose (float32; int8 through
+    torch._int_mm on torch's CPU) give the overlaps Xi s exactly, also past the int8
+    range; the dtype chosen is one of them."""
     be = get_backend(backend)
     rng = np.random.default_rng(26)
     Xi = rng.choice([-1.0, 1.0], size=(9, n_units))
     probes = rng.choice([-1.0, 1.0], size=(40, n_units))
     probes[:3] = Xi[:3]  # overlaps of n_units: beyond int8 and float16
     like = be.core.asarray(probes, np.float64)
-    dtype = be.hopfield.spin_dtype(n_units, like)
-    s = be.hopfield.to_spins(like, 0.0, dtype=dtype)
-    a = be.core.to_numpy(be.hopfield.spin_overlaps(s, be.core.asarray(Xi, np.float64)))
-    np.testing.assert_array_equal(a, probes.astype(np.int64) @ Xi.astype(np.int64).T)
-    if backend == "torch":
-        import torch
+    expected = probes.astype(np.int64) @ Xi.astype(np.int64).T
+    for dtype in _spin_dtypes(backend):
+        s = be.hopfield.to_spins(like, 0.0, dtype=dtype)
+        a = be.hopfield.spin_overlaps(s, be.core.asarray(Xi, np.float64))
+        np.testing.assert_array_equal(be.core.to_numpy(a), expected)
+    assert be.hopfield.spin_dtype(n_units, like) in _spin_dtypes(backend)
 
-        from skebm._backends.torch.hopfield import _int8_matmul
 
-        assert dtype == (torch.int8 if _int8_matmul("cpu") else torch.float32)
-    else:
-        assert dtype == np.float32
+@requires_torch
+@pytest.mark.parametrize(
+    "params, recalled",
+    [
+        ({"rule": "modern", "max_iter": 1}, True),
+        ({"rule": "modern", "beta": 0.05}, False),  # mixtures: Xi^T p computed
+        ({"update": "sync"}, True),
+    ],
+)
+def test_torch_float32_spin_path_equals_numpy(params, recalled, monkeypatch):
+    """CUDA and torch builds without a usable int8 GEMM recall from float32 spins:
+    forced here on the CPU, recall equals the NumPy backend's (tested against the
+    textbook loops above)."""
+    import torch
+
+    from skebm._backends.torch import hopfield as tops
+
+    X = patterns(12, 96, seed=27)
+    probes = corrupt(X[np.arange(80) % 12], 0.2, seed=28)
+    ref = HopfieldMemory(**params).fit(X).recall(probes)
+    monkeypatch.setattr(tops, "spin_dtype", lambda n_units, like: torch.float32)
+    out = HopfieldMemory(**params, backend="torch", device="cpu").fit(X).recall(probes)
+    for key in ("states", "n_iter", "converged", "cycle", "memory"):
+        np.testing.assert_array_equal(out[key], ref[key])
+    assert ((ref.memory >= 0).mean() > 0.5) == recalled
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hebbian_sync_step_with_a_diagonal_vector(backend):
+    """The step takes d - 1/2 as one float (spin patterns, d = P) or as a vector:
+    both give sign(Xi^T (Xi s) - (d - 1/2) s)."""
+    be = get_backend(backend)
+    rng = np.random.default_rng(29)
+    Xi = rng.choice([-1.0, 1.0], size=(5, 40)).astype(np.float32)
+    s = rng.choice([-1.0, 1.0], size=(30, 40)).astype(np.float32)
+    d = rng.integers(1, 9, size=40).astype(np.float32)
+    expected = np.sign(s @ Xi.T @ Xi - (d - 0.5) * s)
+    asarray = be.core.asarray
+    for shift in (asarray(d - 0.5, np.float32), 4.5):
+        out = asarray(np.empty_like(s), np.float32)
+        got = be.core.to_numpy(
+            be.hopfield.hebbian_sync_step(
+                asarray(s, np.float32), asarray(Xi, np.float32), shift, out
+            )
+        )
+        want = (
+            expected
+            if not isinstance(shift, float)
+            else np.sign(s @ Xi.T @ Xi - 4.5 * s)
+        )
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_factored_sync_recall_of_no_rows(backend):
+    be = get_backend(backend)
+    X = patterns(3, 40)
+    W = X.T @ X / 40
+    np.fill_diagonal(W, 0.0)
+    asarray = be.core.asarray
+    factors = be.hopfield.hebbian_factors(asarray(X, np.float64))
+    s, n_iter, status = be.hopfield.pairwise_recall(
+        asarray(np.empty((0, 40)), np.float64),
+        asarray(W, np.float64),
+        be.hopfield.pairwise_tolerance(asarray(W, np.float64)),
+        update="sync",
+        max_iter=10,
+        order_rng=np.random.default_rng(0),
+        factors=factors,
+    )
+    assert be.core.to_numpy(s).shape == (0, 40)
+    assert be.core.to_numpy(n_iter).shape == be.core.to_numpy(status).shape == (0,)
 
 
 def test_modern_binary_recall_cases_cover_every_branch():

@@ -217,9 +217,11 @@ def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def hebbian_sync_step(
-    s: np.ndarray, Xi: np.ndarray, d: np.ndarray, out: np.ndarray
+    s: np.ndarray, Xi: np.ndarray, shift: np.ndarray | float, out: np.ndarray
 ) -> np.ndarray:
-    """One synchronous update for the Hebbian W = (Xi^T Xi - diag(d)) / N, into ``out``.
+    """One synchronous update for the Hebbian W = (Xi^T Xi - diag(d)) / N, into ``out``;
+    ``shift`` = d - 1/2 (an array, or one float when d is uniform, as it is for spin
+    patterns: d = P).
 
     N W s = Xi^T (Xi s) - d s: two GEMMs of 2 n N P flops instead of one of 2 n N^2,
     the cheaper form while 2 P < N. For spins the sums are integers, exact in
@@ -228,7 +230,7 @@ def hebbian_sync_step(
     N W s + s / 2 = Xi^T (Xi s) - (d - 1/2) s, which is never 0.
     """
     g = np.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
-    g -= s * (d - 0.5)
+    g -= s * shift
     return unit_sign(g)
 
 
@@ -491,10 +493,11 @@ def dense_sweep(
     return changed
 
 
-def sync_block_rows(n_units: int) -> int:
-    """Rows per block of factored synchronous recall: 4 MB of float32 states, so that
-    a block's states, fields and flip masks stay in the cache from one update to
-    the next (4000 probes at N = 1024: 60 ms in blocks of 1024 rows, 89 ms in one)."""
+def sync_block_rows(n_units: int, like: np.ndarray) -> int | None:
+    """Rows per block of factored synchronous recall on the CPU, 2**20 states (4 MB
+    in float32), so that a block's states, fields and flip masks stay in the cache
+    from one update to the next: 4000 probes at N = 1024 took 60 ms in blocks of
+    1024 rows and 89 ms in one block. None (one block) on a GPU (torch)."""
     return max(64, (1 << 20) // n_units)
 
 
@@ -514,7 +517,8 @@ def pairwise_recall(
     ``factors`` = :func:`hebbian_factors` of a Hebbian W: synchronous updates then
     run on states in the factors' dtype, with updates from :func:`hebbian_sync_step`,
     in row blocks of :func:`sync_block_rows`; ``s`` may then hold the probes in any
-    dtype (:func:`spin_dtype`) and is overwritten. The states come back in W's dtype.
+    dtype (:func:`spin_dtype`) and may be overwritten. The states come back in W's
+    dtype.
     """
     if update == "sync" and factors is None:
         return sync_loop(
@@ -526,12 +530,13 @@ def pairwise_recall(
         )
     if update == "sync":  # exact integer fields: a tie is an exact 0
         Xi, d = factors
-        rows = min(s.shape[0], sync_block_rows(s.shape[1]))
+        rows = max(1, min(s.shape[0], sync_block_rows(s.shape[1], s) or s.shape[0]))
+        shift = d - 0.5
         buffers = [np.empty((rows, s.shape[1]), dtype=Xi.dtype) for _ in range(2)]
 
         def step(u):  # into the buffer that does not hold u
             out = buffers[np.may_share_memory(u, buffers[0])]
-            return hebbian_sync_step(u, Xi, d, out)
+            return hebbian_sync_step(u, Xi, shift, out)
 
         states = np.empty(s.shape, dtype=W.dtype)
         n_iter = np.empty(s.shape[0], dtype=np.int64)
@@ -679,7 +684,7 @@ def modern_recall_spins(
             dev = np.abs(Xi[top[k]] - x[k]).max(axis=1)
             known[k] = dev + 2.0 * (1.0 - p_top[k]) + slack <= tol
         k, u = np.flatnonzero(known), np.flatnonzero(~known)
-        if k.size == n:  # every row recalls a memory on the first update
+        if k.size == n:  # this update settles every row (no earlier one settled any)
             out = Xi[top]
         else:
             if out is None:

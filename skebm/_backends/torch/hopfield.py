@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import platform
 from collections.abc import Callable
 
 import numpy as np
@@ -143,12 +144,12 @@ def hebbian_factors(Xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def hebbian_sync_step(
-    s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor, out: torch.Tensor
+    s: torch.Tensor, Xi: torch.Tensor, shift: torch.Tensor | float, out: torch.Tensor
 ) -> torch.Tensor:
     g = torch.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
-    if bool(d.min() == d.max()):  # spin patterns: d = P everywhere, one fused pass
-        return g.sub_(s, alpha=float(d[0]) - 0.5).sign_()
-    return g.sub_(s * (d - 0.5)).sign_()
+    if isinstance(shift, float):  # spin patterns: d = P everywhere, one fused pass
+        return g.sub_(s, alpha=shift).sign_()
+    return g.sub_(s * shift).sign_()
 
 
 def hebbian_energy(s: torch.Tensor, Xi: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -333,7 +334,9 @@ def dense_sweep(
     return changed
 
 
-def sync_block_rows(n_units: int) -> int:
+def sync_block_rows(n_units: int, like: torch.Tensor) -> int | None:
+    if like.device.type != "cpu":  # a GPU wants every row in one launch
+        return None
     return max(64, (1 << 20) // n_units)
 
 
@@ -357,7 +360,8 @@ def pairwise_recall(
         )
     if update == "sync":
         Xi, d = factors
-        rows = min(s.shape[0], sync_block_rows(s.shape[1]))
+        rows = max(1, min(s.shape[0], sync_block_rows(s.shape[1], s) or s.shape[0]))
+        shift = float(d[0]) - 0.5 if bool((d == d[0]).all()) else d - 0.5
         buffers = [
             torch.empty((rows, s.shape[1]), dtype=Xi.dtype, device=s.device)
             for _ in range(2)
@@ -366,7 +370,7 @@ def pairwise_recall(
 
         def step(u):  # into the buffer that does not hold u
             out = buffers[int(u.untyped_storage().data_ptr() == first)]
-            return hebbian_sync_step(u, Xi, d, out)
+            return hebbian_sync_step(u, Xi, shift, out)
 
         states = torch.empty(s.shape, dtype=W.dtype, device=s.device)
         n_iter, status = _int_arrays(s.shape[0], s.device)
@@ -440,20 +444,33 @@ def modern_recall(
 
 
 @functools.cache
-def _int8_matmul(device_type: str) -> bool:
-    """Whether ``torch._int_mm`` (int8 x int8 -> int32 GEMM) runs, exactly, here.
-
-    Checked once per device type; on the CPU it uses the int8 dot-product
-    instructions (VNNI) where present, several times the float32 rate. CUDA keeps
-    float32: its int8 kernels need dimensions in multiples of 8.
-    """
-    if device_type != "cpu" or not hasattr(torch, "_int_mm"):
+def _int_mm_works() -> bool:
+    """Whether ``torch._int_mm`` (int8 x int8 -> int32 GEMM) exists here and is exact
+    on the CPU (torch 2.1 and 2.2 raise NotImplementedError there). Checked once."""
+    if not hasattr(torch, "_int_mm"):
         return False
     a = torch.tensor([[1, -1, 1], [-1, -1, 1]], dtype=torch.int8)
     try:
         return bool((torch._int_mm(a, a.T) == torch.tensor([[3, 1], [1, 3]])).all())
     except RuntimeError:
         return False
+
+
+def _int8_matmul(device_type: str) -> bool:
+    """Whether spin overlaps should come from ``torch._int_mm``: on an x86 CPU, where
+    torch runs it through oneDNN (int8 dot-product instructions, several times
+    float32's rate: 0.6 ms against 5 ms for 4000 x 1024 by 1024 x 100). Without
+    oneDNN (disabled, or a build without it) torch falls back to a plain loop 35x
+    slower than float32, so ``torch.backends.mkldnn`` is asked on every call. CUDA
+    keeps float32: its int8 kernels need dimensions in multiples of 8.
+    """
+    return (
+        device_type == "cpu"
+        and platform.machine().lower() in ("x86_64", "amd64")
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and _int_mm_works()
+    )
 
 
 def spin_dtype(n_units: int, like: torch.Tensor) -> torch.dtype | None:
@@ -500,7 +517,7 @@ def modern_recall_spins(
             known[k] = dev + 2.0 * (1.0 - p_top[k]) + slack <= tol
         k = torch.nonzero(known).squeeze(1)
         u = torch.nonzero(~known).squeeze(1)
-        if k.numel() == n:
+        if k.numel() == n:  # this update settles every row (no earlier one settled any)
             out = torch.index_select(Xi, 0, top)
         else:
             if out is None:

@@ -527,6 +527,13 @@ def section_log_likelihood(cfg: dict) -> Table:
     return table
 
 
+def example_pipeline(rbm, max_iter: int) -> Pipeline:
+    """sklearn's example: RBM features, then LogisticRegression(C=6000)."""
+    return Pipeline(
+        [("rbm", rbm), ("logistic", LogisticRegression(C=6000.0, max_iter=max_iter))]
+    )
+
+
 def section_pipeline(cfg: dict) -> Table:
     """RBM features + logistic regression, sklearn's example pipeline (section 3b)."""
     Xtr, Xte, ytr, yte = nudged_digits()
@@ -587,12 +594,7 @@ def section_pipeline(cfg: dict) -> Table:
         for name, (settings, make) in models.items():
             accs, iters, times, acts, norms = [], [], [], [], []
             for s in seeds:
-                pipe = Pipeline(
-                    [
-                        ("rbm", make(s)),
-                        ("logistic", LogisticRegression(C=6000.0, max_iter=max_iter)),
-                    ]
-                )
+                pipe = example_pipeline(make(s), max_iter)
                 times.append(time_call(lambda pipe=pipe: pipe.fit(Xtr, ytr)))
                 accs.append(pipe.score(Xte, yte))
                 iters.append(pipe[-1].n_iter_[0])
@@ -713,17 +715,7 @@ def section_feature_screen(cfg: dict) -> Table:
         for name, make in models.items():
             accs, acts = [], []
             for s in seeds:
-                pipe = Pipeline(
-                    [
-                        ("rbm", make(s)),
-                        (
-                            "logistic",
-                            LogisticRegression(
-                                C=6000.0, max_iter=cfg["pipe_lr_max_iter"]
-                            ),
-                        ),
-                    ]
-                ).fit(Xa, ya)
+                pipe = example_pipeline(make(s), cfg["pipe_lr_max_iter"]).fit(Xa, ya)
                 accs.append(pipe.score(Xv, yv))
                 acts.append(float(pipe[0].transform(Xv).mean()))
             m, sd = mean_std(accs)

@@ -178,6 +178,20 @@ def test_sync_recall_stopped_by_max_iter_equals_textbook(backend, max_iter):
     assert_recall_equals(out, expected)
 
 
+def _backend_sync_recall(be, probes, W, factors, max_iter=10):
+    """The backend's synchronous pairwise recall on float64 probes and weights."""
+    asarray = be.core.asarray
+    return be.hopfield.pairwise_recall(
+        asarray(probes, np.float64),
+        asarray(W, np.float64),
+        be.hopfield.pairwise_tolerance(asarray(W, np.float64)),
+        update="sync",
+        max_iter=max_iter,
+        order_rng=np.random.default_rng(0),
+        factors=factors,
+    )
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("factor_dtype", [np.float32, np.float64, None])
 def test_sync_factored_and_weight_paths_agree(backend, factor_dtype):
@@ -195,15 +209,7 @@ def test_sync_factored_and_weight_paths_agree(backend, factor_dtype):
     factors = None
     if factor_dtype is not None:
         factors = (asarray(X, factor_dtype), asarray(np.full(46, 9.0), factor_dtype))
-    s, n_iter, status = be.hopfield.pairwise_recall(
-        asarray(probes, np.float64),
-        asarray(Wn, np.float64),
-        be.hopfield.pairwise_tolerance(asarray(Wn, np.float64)),
-        update="sync",
-        max_iter=100,
-        order_rng=np.random.default_rng(0),
-        factors=factors,
-    )
+    s, n_iter, status = _backend_sync_recall(be, probes, Wn, factors, max_iter=100)
     status = be.core.to_numpy(status)
     names = np.array(["converged", "cycle", "max_iter"], dtype=object)
     np.testing.assert_array_equal(names[status], expected[2])
@@ -406,17 +412,8 @@ def test_factored_sync_recall_of_no_rows(backend):
     X = patterns(3, 40)
     W = X.T @ X / 40
     np.fill_diagonal(W, 0.0)
-    asarray = be.core.asarray
-    factors = be.hopfield.hebbian_factors(asarray(X, np.float64))
-    s, n_iter, status = be.hopfield.pairwise_recall(
-        asarray(np.empty((0, 40)), np.float64),
-        asarray(W, np.float64),
-        be.hopfield.pairwise_tolerance(asarray(W, np.float64)),
-        update="sync",
-        max_iter=10,
-        order_rng=np.random.default_rng(0),
-        factors=factors,
-    )
+    factors = be.hopfield.hebbian_factors(be.core.asarray(X, np.float64))
+    s, n_iter, status = _backend_sync_recall(be, np.empty((0, 40)), W, factors)
     assert be.core.to_numpy(s).shape == (0, 40)
     assert be.core.to_numpy(n_iter).shape == be.core.to_numpy(status).shape == (0,)
 

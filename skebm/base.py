@@ -201,8 +201,16 @@ class IterativeFitMixin(CallbackSupport):
     * ``_dtype`` -> the floating dtype of the trained state,
     * ``_train_batch(backend, state, batch, rng, learning_rate)`` -> one update,
     * ``_diverged(backend, state)`` -> bool,
-    * ``_monitor(backend, state, X)`` -> (name, value) for the verbose line.
+    * ``_monitor(backend, state, X)`` -> (name, value) for the verbose line,
+
+    and may provide ``_averaged_names`` (state keys) with ``_n_average_epochs()``:
+    the stored values of those keys are then the mean of the state after each
+    update of the last epochs of the call (Polyak-Ruppert tail averaging); the
+    other keys (chains, velocities) keep their last values.
     """
+
+    #: state keys whose stored values are averaged over the last epochs
+    _averaged_names: tuple = ()
 
     #: rollbacks allowed in one fit before it gives up with an error
     _max_rollbacks = 3
@@ -220,6 +228,10 @@ class IterativeFitMixin(CallbackSupport):
             self._run_epochs(X, n_epochs=n_epochs, shuffle=reset, tasks=tasks)
         tasks.end_fit()
         return self
+
+    def _n_average_epochs(self):
+        """Number of final epochs of a call whose updates are averaged (0: none)."""
+        return 0
 
     def _fitted_state(self, backend, state):
         """The trained state as NumPy copies, keyed by attribute name."""
@@ -248,13 +260,23 @@ class IterativeFitMixin(CallbackSupport):
         order_rng = np.random.default_rng(seed)
         rng = backend.core.make_rng(seed, device)
         state = self._load_state(backend, device, self._state_names, dtype)
+        n_average = min(self._n_average_epochs(), n_epochs)
+        # running sums of the averaged state over the completed averaging epochs
+        total = {k: backend.core.zeros_like(state[k]) for k in self._averaged_names}
+        n_total = 0
         rollbacks = 0
         epoch = 0
         try:
             while epoch < n_epochs:
                 tic = time.perf_counter()
-                tasks.begin_epoch(partial(self._fitted_state, backend, state))
+                tasks.begin_epoch(
+                    partial(self._model_state, backend, state, total, n_total)
+                )
                 snapshot = {k: backend.core.copy(v) for k, v in state.items()}
+                averaging = epoch >= n_epochs - n_average
+                if averaging:  # this epoch's sums; kept only if it does not diverge
+                    summed = {k: backend.core.copy(v) for k, v in total.items()}
+                    n_summed = n_total
                 order = (
                     order_rng.permutation(X.shape[0])
                     if shuffle
@@ -265,11 +287,17 @@ class IterativeFitMixin(CallbackSupport):
                         self._train_batch(
                             backend, state, batch, rng, self.learning_rate_
                         )
+                        if averaging:
+                            for k in summed:
+                                summed[k] += state[k]
+                            n_summed += 1
                 if self._diverged(backend, state):
                     rollbacks += 1
                     state = snapshot
                     self._on_divergence(rollbacks)
                     continue
+                if averaging:
+                    total, n_total = summed, n_summed
                 epoch += 1
                 self.n_iter_ += 1
                 if self.verbose:
@@ -278,7 +306,9 @@ class IterativeFitMixin(CallbackSupport):
                         f"[{type(self).__name__}] epoch {self.n_iter_}, "
                         f"{name} = {value:.4f}, time = {time.perf_counter() - tic:.2f}s"
                     )
-                if tasks.end_epoch(partial(self._fitted_state, backend, state)):
+                if tasks.end_epoch(
+                    partial(self._model_state, backend, state, total, n_total)
+                ):
                     break  # a callback asked to stop
         except KeyboardInterrupt:
             tasks.abort_epoch()
@@ -290,7 +320,20 @@ class IterativeFitMixin(CallbackSupport):
             )
             if self._diverged(backend, state):
                 state = snapshot
+        else:  # tail averaging, over the completed averaging epochs
+            state = self._averaged(state, total, n_total)
         self._store_state(backend, state, self._state_names)
+
+    @staticmethod
+    def _averaged(state, total, n_total):
+        """The state with the averaged keys replaced by their means, if any."""
+        if not n_total:
+            return state
+        return {**state, **{k: v / n_total for k, v in total.items()}}
+
+    def _model_state(self, backend, state, total, n_total):
+        """What fit would store if it stopped now, as NumPy copies (callbacks)."""
+        return self._fitted_state(backend, self._averaged(state, total, n_total))
 
     def _on_divergence(self, rollbacks):
         """Halve the learning rate and warn, or raise after ``_max_rollbacks``."""

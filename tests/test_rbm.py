@@ -323,6 +323,111 @@ def test_extreme_inputs_give_finite_results_without_warnings(backend, visible):
         assert np.isfinite(rbm.sample(3, n_steps=3)).all()
 
 
+# -- tail averaging --------------------------------------------------------------------
+
+
+def _record_updates(monkeypatch, log):
+    """Record the parameters and chains after every update of every RBM."""
+    real = RBM._train_batch
+
+    def recording(self, backend, state, batch, rng, learning_rate):
+        real(self, backend, state, batch, rng, learning_rate)
+        log.append(
+            {k: backend.core.to_numpy(backend.core.copy(state[k])) for k in state}
+        )
+
+    monkeypatch.setattr(RBM, "_train_batch", recording)
+
+
+def _assert_mean_of(rbm, updates):
+    for attr, key in (
+        ("components_", "W"),
+        ("intercept_visible_", "b"),
+        ("intercept_hidden_", "c"),
+    ):
+        expected = np.mean([u[key] for u in updates], axis=0)
+        np.testing.assert_allclose(getattr(rbm, attr), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("average_epochs", [0, 1, 2, 9])
+def test_parameters_are_averaged_over_the_last_epochs(
+    digits, backend, average_epochs, monkeypatch
+):
+    """components_ and the intercepts are the mean of the parameters after each
+    update of the last average_epochs epochs (0: the last update, as BernoulliRBM);
+    the chains keep their last state."""
+    log = []
+    _record_updates(monkeypatch, log)
+    X = digits[0][:40]  # 4 batches of 10 per epoch
+    rbm = RBM(
+        n_components=3,
+        n_iter=3,
+        momentum=0.5,
+        average_epochs=average_epochs,
+        backend=backend,
+        device="cpu",
+        random_state=0,
+    ).fit(X)
+    assert len(log) == 12
+    _assert_mean_of(rbm, log[-4 * min(average_epochs, 3) or -1 :])
+    np.testing.assert_array_equal(rbm.h_samples_, log[-1]["chains"])
+    np.testing.assert_array_equal(rbm._velocity_W, log[-1]["vW"])
+
+
+def test_partial_fit_averages_its_pass_and_resumes_from_the_average(
+    digits, monkeypatch
+):
+    log = []
+    _record_updates(monkeypatch, log)
+    X = digits[0][:30]
+    rbm = RBM(n_components=3, random_state=0).partial_fit(X)
+    _assert_mean_of(rbm, log)
+    first = {k: v.copy() for k, v in vars(rbm).items() if isinstance(v, np.ndarray)}
+    seen = []
+    real = RBM._train_batch
+
+    def before(self, backend, state, batch, rng, learning_rate):
+        seen.append(backend.core.to_numpy(backend.core.copy(state["W"])))
+        real(self, backend, state, batch, rng, learning_rate)
+
+    monkeypatch.setattr(RBM, "_train_batch", before)
+    rbm.partial_fit(X[:10])
+    np.testing.assert_array_equal(seen[0], first["components_"])
+
+
+def test_average_skips_the_rolled_back_epoch(monkeypatch):
+    """An averaging epoch that diverges is rolled back: its updates do not count."""
+    log = []
+    _record_updates(monkeypatch, log)
+    real = RBM._diverged
+    calls = {"n": 0}
+
+    def diverge_in_last_epoch(self, backend, state):
+        calls["n"] += 1
+        return calls["n"] == 3 or real(self, backend, state)
+
+    monkeypatch.setattr(RBM, "_diverged", diverge_in_last_epoch)
+    X = np.random.default_rng(0).random((40, 5))
+    with pytest.warns(ConvergenceWarning, match="rolled back"):
+        rbm = RBM(n_components=3, n_iter=3, random_state=0).fit(X)
+    assert len(log) == 16  # epochs 1, 2, 3 (rolled back), 3 again
+    _assert_mean_of(rbm, log[-4:])
+
+
+def test_averaging_improves_the_density_model():
+    """Averaged PCD parameters sit near the centre of the noisy iterates: on the
+    binarised digits their exact log-likelihood is higher for every seed tried
+    (gains of 0.8-3.0 nats per digit with these settings)."""
+    X = (load_digits().data / 16.0 > 0.5).astype(float)
+
+    def score(seed, average_epochs):
+        rbm = RBM(n_components=12, average_epochs=average_epochs, random_state=seed)
+        return rbm.fit(X).score(X)
+
+    gains = [score(s, 1) - score(s, 0) for s in range(6)]
+    assert min(gains) > 0.3 and np.mean(gains) > 1.0, gains
+
+
 # -- robustness ------------------------------------------------------------------------
 
 
@@ -376,6 +481,22 @@ def test_keyboard_interrupt_leaves_usable_model(digits, monkeypatch):
         rbm.fit(X)
     assert rbm.n_iter_ == 1
     assert np.isfinite(rbm.transform(X)).all()
+
+
+def test_keyboard_interrupt_while_averaging_keeps_the_last_update(digits, monkeypatch):
+    log = []
+    _record_updates(monkeypatch, log)
+    recording = RBM._train_batch
+
+    def interrupt(self, *args):
+        if len(log) == 18:  # the last epoch (of 10 batches) is under way
+            raise KeyboardInterrupt
+        recording(self, *args)
+
+    monkeypatch.setattr(RBM, "_train_batch", interrupt)
+    with pytest.warns(UserWarning, match="interrupted"):
+        rbm = RBM(n_components=4, n_iter=2, random_state=0).fit(digits[0][:100])
+    np.testing.assert_array_equal(rbm.components_, log[-1]["W"])
 
 
 def test_verbose_prints_one_line_per_epoch(digits, capsys):

@@ -654,8 +654,9 @@ def section_pipeline(cfg: dict) -> Table:
         "float32 as in the example; 80/20 split, random_state=0.",
         f"LogReg iterations = {max_iter} means lbfgs stopped at max_iter (not "
         "converged).",
-        "The diagnostic rows isolate centring: chains and momentum without it, and "
-        "centring alone. Hidden activation: mean of P(h = 1 | v) over the test rows; "
+        "The diagnostic rows keep the last update instead of the average "
+        "(average_epochs=0, BernoulliRBM's parameters), and isolate centring: "
+        "chains and momentum without it, and centring alone. Hidden activation: mean of P(h = 1 | v) over the test rows; "
         "weight-row norm: mean Euclidean norm of the rows of components_. Centred "
         "hidden units sit near 1/2 on average and keep smaller weights in these 10 "
         "epochs, so their features stay closer to linear functions of the pixels "

@@ -6,8 +6,10 @@ RBM: exact log-likelihood, centring and sampling on digits
 A 16-hidden-unit RBM is small enough for :meth:`skebm.RBM.score_samples` to return
 the exact log-likelihood, so training settings can be compared on held-out data
 without labels. We compare scikit-learn's settings (PCD with as many chains as the
-batch, no momentum) with centring, 100 chains and momentum, then draw samples and
-look at the free energy of digits versus noise.
+batch, no momentum, the parameters of the last update), the same with the
+parameters averaged over each epoch's updates (skebm's default), and centring, 100
+chains and momentum, then draw samples and look at the free energy of digits versus
+noise.
 """
 
 # %%
@@ -25,7 +27,8 @@ X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
 # %%
 # Held-out log-likelihood per epoch for two training recipes.
 recipes = {
-    "BernoulliRBM's settings": dict(),
+    "BernoulliRBM's settings": dict(average_epochs=0),
+    "the same, averaged over each epoch": dict(),
     "centred, 100 chains, momentum": dict(
         centered=True, n_chains=100, momentum=0.5, learning_rate=0.05
     ),

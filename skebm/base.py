@@ -205,8 +205,10 @@ class IterativeFitMixin(CallbackSupport):
 
     and may provide ``_averaged_names`` (state keys) with ``_n_average_epochs()``:
     the stored values of those keys are then the mean of the state after each
-    update of the last epochs of the call (Polyak-Ruppert tail averaging); the
-    other keys (chains, velocities) keep their last values.
+    update of the last epochs of the call (Polyak-Ruppert tail averaging), and
+    their last values go to ``_last_update``, from which the next call resumes (as
+    ``SGDClassifier(average=True)`` keeps its plain weights); the other keys
+    (chains, velocities, offsets) keep their last values.
     """
 
     #: state keys whose stored values are averaged over the last epochs
@@ -221,6 +223,7 @@ class IterativeFitMixin(CallbackSupport):
         if first:
             self.random_state_ = check_random_state(self.random_state)
             self._initialize(X)
+            self._last_update = None
             self.n_iter_ = 0
         n_epochs = self._n_epochs() if reset else 1
         tasks = EpochTasks(self, n_epochs, X)
@@ -260,23 +263,26 @@ class IterativeFitMixin(CallbackSupport):
         order_rng = np.random.default_rng(seed)
         rng = backend.core.make_rng(seed, device)
         state = self._load_state(backend, device, self._state_names, dtype)
+        # training resumes from the last update, not from the stored average
+        for k, v in (getattr(self, "_last_update", None) or {}).items():
+            state[k] = backend.core.asarray(v, dtype, device)
         n_average = min(self._n_average_epochs(), n_epochs)
-        # running sums of the averaged state over the completed averaging epochs
-        total = {k: backend.core.zeros_like(state[k]) for k in self._averaged_names}
-        n_total = 0
+        # running means of the averaged state over the completed averaging epochs
+        mean = {k: backend.core.zeros_like(state[k]) for k in self._averaged_names}
+        n_mean = 0
         rollbacks = 0
         epoch = 0
         try:
             while epoch < n_epochs:
                 tic = time.perf_counter()
                 tasks.begin_epoch(
-                    partial(self._model_state, backend, state, total, n_total)
+                    partial(self._model_state, backend, state, mean, n_mean)
                 )
                 snapshot = {k: backend.core.copy(v) for k, v in state.items()}
                 averaging = epoch >= n_epochs - n_average
-                if averaging:  # this epoch's sums; kept only if it does not diverge
-                    summed = {k: backend.core.copy(v) for k, v in total.items()}
-                    n_summed = n_total
+                if averaging:  # this epoch's means; kept only if it does not diverge
+                    running = {k: backend.core.copy(v) for k, v in mean.items()}
+                    n_running = n_mean
                 order = (
                     order_rng.permutation(X.shape[0])
                     if shuffle
@@ -288,52 +294,59 @@ class IterativeFitMixin(CallbackSupport):
                             backend, state, batch, rng, self.learning_rate_
                         )
                         if averaging:
-                            for k in summed:
-                                summed[k] += state[k]
-                            n_summed += 1
+                            n_running += 1
+                            for k, m in running.items():
+                                m += (state[k] - m) / n_running
                 if self._diverged(backend, state):
                     rollbacks += 1
                     state = snapshot
                     self._on_divergence(rollbacks)
                     continue
                 if averaging:
-                    total, n_total = summed, n_summed
+                    mean, n_mean = running, n_running
                 epoch += 1
                 self.n_iter_ += 1
                 if self.verbose:
-                    name, value = self._monitor(backend, state, X)
+                    averaged = self._averaged(state, mean, n_mean)
+                    name, value = self._monitor(backend, averaged, X)
                     print(
                         f"[{type(self).__name__}] epoch {self.n_iter_}, "
                         f"{name} = {value:.4f}, time = {time.perf_counter() - tic:.2f}s"
                     )
                 if tasks.end_epoch(
-                    partial(self._model_state, backend, state, total, n_total)
+                    partial(self._model_state, backend, state, mean, n_mean)
                 ):
                     break  # a callback asked to stop
         except KeyboardInterrupt:
             tasks.abort_epoch()
             warnings.warn(
                 f"Training interrupted by the user after {self.n_iter_} epochs; the "
-                "model keeps the parameters of the last completed batch.",
+                "model keeps the parameters of the last completed batch (averaged "
+                "over the completed averaging epochs, if any).",
                 UserWarning,
                 stacklevel=3,
             )
             if self._diverged(backend, state):
                 state = snapshot
-        else:  # tail averaging, over the completed averaging epochs
-            state = self._averaged(state, total, n_total)
-        self._store_state(backend, state, self._state_names)
+        # tail averaging: the mean over the completed averaging epochs is stored;
+        # the last update is kept aside as the point the next call resumes from
+        self._last_update = (
+            {k: backend.core.to_numpy(backend.core.copy(state[k])) for k in mean}
+            if n_mean
+            else None
+        )
+        self._store_state(
+            backend, self._averaged(state, mean, n_mean), self._state_names
+        )
 
     @staticmethod
-    def _averaged(state, total, n_total):
+    def _averaged(state, mean, n_mean):
         """The state with the averaged keys replaced by their means, if any."""
-        if not n_total:
-            return state
-        return {**state, **{k: v / n_total for k, v in total.items()}}
+        return {**state, **mean} if n_mean else state
 
-    def _model_state(self, backend, state, total, n_total):
+    def _model_state(self, backend, state, mean, n_mean):
         """What fit would store if it stopped now, as NumPy copies (callbacks)."""
-        return self._fitted_state(backend, self._averaged(state, total, n_total))
+        return self._fitted_state(backend, self._averaged(state, mean, n_mean))
 
     def _on_divergence(self, rollbacks):
         """Halve the learning rate and warn, or raise after ``_max_rollbacks``."""

@@ -123,6 +123,19 @@ def test_rbm_callback_can_stop_training(backend):
     assert rbm.fit(X).n_iter_ == 2
 
 
+def test_rbm_callback_stop_while_averaging_keeps_what_it_saw(backend):
+    """Stopped in the averaging epochs, fit stores the mean over those completed,
+    which is the fitted estimator the callback received."""
+    recorder = Recorder(stop_after=9)
+    rbm = _rbm(backend).set_params(n_iter=10, average_epochs=2)
+    rbm.set_callbacks(recorder).fit(X)
+    assert rbm.n_iter_ == 9
+    seen = recorder.fitted[-2]  # the end of epoch 9 (the last is the fit task)
+    np.testing.assert_array_equal(seen.components_, rbm.components_)
+    assert rbm._last_update is not None
+    assert not np.allclose(rbm._last_update["W"], rbm.components_)
+
+
 @requires_torch
 @pytest.mark.parametrize("make", [_vae, _langevin], ids=["vae", "langevin"])
 def test_torch_only_estimators_report_one_task_per_epoch(make):

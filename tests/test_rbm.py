@@ -374,25 +374,26 @@ def test_parameters_are_averaged_over_the_last_epochs(
     np.testing.assert_array_equal(rbm._velocity_W, log[-1]["vW"])
 
 
-def test_partial_fit_averages_its_pass_and_resumes_from_the_average(
-    digits, monkeypatch
+def test_partial_fit_averages_its_pass_and_resumes_from_the_last_update(
+    digits, backend, monkeypatch
 ):
+    """Each partial_fit call stores the mean of its own pass; training goes on
+    from the last update (kept aside), so averaging never changes the trajectory:
+    after fit + two partial_fit calls the last update is that of average_epochs=0."""
     log = []
     _record_updates(monkeypatch, log)
     X = digits[0][:30]
-    rbm = RBM(n_components=3, random_state=0).partial_fit(X)
+    kw = {"n_components": 3, "n_iter": 2, "backend": backend, "device": "cpu"}
+    rbm = RBM(**kw, random_state=0).fit(X)
+    plain = RBM(**kw, average_epochs=0, random_state=0).fit(X)
+    log.clear()
+    rbm.partial_fit(X)
     _assert_mean_of(rbm, log)
-    first = {k: v.copy() for k, v in vars(rbm).items() if isinstance(v, np.ndarray)}
-    seen = []
-    real = RBM._train_batch
-
-    def before(self, backend, state, batch, rng, learning_rate):
-        seen.append(backend.core.to_numpy(backend.core.copy(state["W"])))
-        real(self, backend, state, batch, rng, learning_rate)
-
-    monkeypatch.setattr(RBM, "_train_batch", before)
     rbm.partial_fit(X[:10])
-    np.testing.assert_array_equal(seen[0], first["components_"])
+    plain.partial_fit(X).partial_fit(X[:10])
+    _assert_mean_of(rbm, log[-1:])  # a pass of one update
+    np.testing.assert_allclose(rbm._last_update["W"], plain.components_, rtol=1e-12)
+    np.testing.assert_array_equal(rbm.h_samples_, plain.h_samples_)
 
 
 def test_average_skips_the_rolled_back_epoch(monkeypatch):
@@ -483,20 +484,55 @@ def test_keyboard_interrupt_leaves_usable_model(digits, monkeypatch):
     assert np.isfinite(rbm.transform(X)).all()
 
 
-def test_keyboard_interrupt_while_averaging_keeps_the_last_update(digits, monkeypatch):
+def test_keyboard_interrupt_while_averaging(digits, backend, monkeypatch):
+    """Ctrl-C in an averaging epoch stores the mean over the completed averaging
+    epochs (or the last update, if none completed) and the last chains."""
     log = []
     _record_updates(monkeypatch, log)
     recording = RBM._train_batch
 
     def interrupt(self, *args):
-        if len(log) == 18:  # the last epoch (of 10 batches) is under way
+        if len(log) == 25:  # in the third epoch (of 10 batches)
             raise KeyboardInterrupt
         recording(self, *args)
 
     monkeypatch.setattr(RBM, "_train_batch", interrupt)
+    kw = {"n_components": 4, "n_iter": 3, "backend": backend, "device": "cpu"}
     with pytest.warns(UserWarning, match="interrupted"):
-        rbm = RBM(n_components=4, n_iter=2, random_state=0).fit(digits[0][:100])
-    np.testing.assert_array_equal(rbm.components_, log[-1]["W"])
+        rbm = RBM(**kw, average_epochs=2, random_state=0).fit(digits[0][:100])
+    _assert_mean_of(rbm, log[10:20])  # epoch 2 of 3, the one completed average
+    np.testing.assert_array_equal(rbm._last_update["W"], log[-1]["W"])
+    np.testing.assert_array_equal(rbm.h_samples_, log[-1]["chains"])
+    np.testing.assert_array_equal(rbm._velocity_W, log[-1]["vW"])
+    log.clear()
+    with pytest.warns(UserWarning, match="interrupted"):
+        rbm = RBM(**kw, random_state=0).fit(digits[0][:100])
+    _assert_mean_of(rbm, log[-1:])  # no averaging epoch completed: the last update
+    assert rbm._last_update is None
+
+
+def test_centring_offsets_keep_their_last_values(digits, monkeypatch):
+    log = []
+    _record_updates(monkeypatch, log)
+    rbm = RBM(n_components=3, n_iter=2, centered=True, random_state=0)
+    rbm.fit(digits[0][:40])
+    _assert_mean_of(rbm, log[-4:])
+    np.testing.assert_array_equal(rbm._offset_visible, log[-1]["mu"])
+    np.testing.assert_array_equal(rbm._offset_hidden, log[-1]["lam"])
+    assert not np.allclose(log[-5]["lam"], log[-1]["lam"])  # they moved
+
+
+def test_pickles_without_average_epochs_keep_the_last_update(digits):
+    """Estimators pickled before average_epochs existed load with 0."""
+    rbm = RBM(n_components=3, n_iter=1, average_epochs=0, random_state=0)
+    state = rbm.fit(digits[0][:30]).__getstate__()
+    del state["average_epochs"]
+    old = RBM.__new__(RBM)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old.__setstate__(state)
+    assert old.get_params()["average_epochs"] == 0
+    old.partial_fit(digits[0][:30])
 
 
 def test_verbose_prints_one_line_per_epoch(digits, capsys):

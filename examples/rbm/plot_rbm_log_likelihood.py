@@ -25,7 +25,7 @@ X = (X / 16.0 > 0.5).astype(float)
 X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
 
 # %%
-# Held-out log-likelihood per epoch for two training recipes.
+# Held-out log-likelihood per epoch for three training recipes.
 recipes = {
     "BernoulliRBM's settings": dict(average_epochs=0),
     "the same, averaged over each epoch": dict(),

@@ -324,6 +324,16 @@ def speed_table(repeats, rounds):
             | {k: min(v) / n_one * n_probes for k, v in one.items()}
         )
     best = {k: float(np.median([r[k] for r in per_round])) for k in per_round[0]}
+
+    def ratios(num, den):  # one ratio per round, both times from that round
+        return np.array([r[num] / r[den] for r in per_round])
+
+    def spread(x, fmt):
+        return (
+            f"{np.median(x):{fmt}}x, median of {len(x)} rounds "
+            f"({x.min():{fmt}}x-{x.max():{fmt}}x)"
+        )
+
     for task in ("hebbian", "modern"):
         label = (
             f"sync Hebbian ({n_updates} updates)"
@@ -369,16 +379,6 @@ def speed_table(repeats, rounds):
         # is taken within a round and the median over the rounds is judged
         b = min(backends, key=lambda b: best[f"{task} {b}"])
         name = backends[b]
-
-        def ratios(num, den):
-            return np.array([r[num] / r[den] for r in per_round])
-
-        def spread(x, fmt):
-            return (
-                f"{np.median(x):{fmt}}x, median of {len(x)} rounds "
-                f"({x.min():{fmt}}x-{x.max():{fmt}}x)"
-            )
-
         within = ratios(f"{task} {b}", f"{task} minimal")
         table.target(
             f"{label}: within 1.5x of the minimal loop",

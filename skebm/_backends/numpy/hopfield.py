@@ -493,11 +493,12 @@ def dense_sweep(
     return changed
 
 
-def sync_block_rows(n_units: int, like: np.ndarray) -> int | None:
-    """Rows per block of factored synchronous recall on the CPU, 2**20 states (4 MB
-    in float32), so that a block's states, fields and flip masks stay in the cache
-    from one update to the next: 4000 probes at N = 1024 took 60 ms in blocks of
-    1024 rows and 89 ms in one block. None (one block) on a GPU (torch)."""
+def sync_block_rows(n_units: int, like: np.ndarray) -> int:
+    """Rows per block of factored synchronous recall of the probes ``like``: on the
+    CPU 2**20 states (4 MB in float32), so that a block's states, fields and flip
+    masks stay in the cache from one update to the next (4000 probes at N = 1024
+    took 60 ms in blocks of 1024 rows and 89 ms in one block); on a GPU (torch)
+    every row, in one launch."""
     return max(64, (1 << 20) // n_units)
 
 
@@ -530,7 +531,7 @@ def pairwise_recall(
         )
     if update == "sync":  # exact integer fields: a tie is an exact 0
         Xi, d = factors
-        rows = max(1, min(s.shape[0], sync_block_rows(s.shape[1], s) or s.shape[0]))
+        rows = max(1, min(s.shape[0], sync_block_rows(s.shape[1], s)))
         shift = d - 0.5
         buffers = [np.empty((rows, s.shape[1]), dtype=Xi.dtype) for _ in range(2)]
 

@@ -14,6 +14,8 @@ import scipy.sparse as sp
 import threadpoolctl
 import torch
 
+from skebm._backends.numpy import core as numpy_core
+
 name = "torch"
 
 _DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -65,10 +67,9 @@ def asarray(x, dtype, device: str = "cpu") -> torch.Tensor:
 def sum_is_finite(X: np.ndarray) -> bool:
     """As the NumPy backend's, with torch's vectorised, multi-threaded reduction on the
     CPU (0.3 ms for 4000 x 1024 float64). Read-only or negatively strided arrays,
-    which torch cannot view, take NumPy's sum."""
+    which torch cannot view, take the NumPy backend's check."""
     if not X.flags.writeable or min(X.strides, default=0) < 0:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return bool(np.isfinite(np.sum(X)))
+        return numpy_core.sum_is_finite(X)
     return bool(torch.isfinite(torch.from_numpy(X).sum()))
 
 

@@ -334,9 +334,9 @@ def dense_sweep(
     return changed
 
 
-def sync_block_rows(n_units: int, like: torch.Tensor) -> int | None:
+def sync_block_rows(n_units: int, like: torch.Tensor) -> int:
     if like.device.type != "cpu":  # a GPU wants every row in one launch
-        return None
+        return like.shape[0]
     return max(64, (1 << 20) // n_units)
 
 
@@ -360,7 +360,7 @@ def pairwise_recall(
         )
     if update == "sync":
         Xi, d = factors
-        rows = max(1, min(s.shape[0], sync_block_rows(s.shape[1], s) or s.shape[0]))
+        rows = max(1, min(s.shape[0], sync_block_rows(s.shape[1], s)))
         shift = float(d[0]) - 0.5 if bool((d == d[0]).all()) else d - 0.5
         buffers = [
             torch.empty((rows, s.shape[1]), dtype=Xi.dtype, device=s.device)

@@ -1,8 +1,8 @@
 """Persistence: pickle, joblib and skops round trips, CUDA -> CPU, version warnings.
 
-Every estimator keeps its fitted state as NumPy arrays (rule 9 of STYLE.md): a
-pickle holds no torch object, a skops file needs no type trusted but the estimator's
-own class, and a model fitted on a GPU loads where there is none.
+Every estimator keeps its fitted state as NumPy arrays (CONTRIBUTING.md,
+convention 9): a pickle holds no torch object, a skops file needs no type trusted
+but the estimator's own class, and a model fitted on a GPU loads where there is none.
 """
 
 import io

@@ -1,4 +1,4 @@
-"""Parameter descriptions shared by several estimators, written once (STYLE rule 2).
+"""Parameter descriptions shared by several estimators (CONTRIBUTING.md, convention 2).
 
 Use ``@substitute_docstring`` on a class whose docstring contains placeholders such as
 ``{random_state}``; only the known names below are replaced, so other braces in the

@@ -49,7 +49,7 @@ def sample_bernoulli(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.less(rng.random(p.shape, dtype=np.float32), p, out=out)
 
 
-# -- visible unit types (registry, STYLE rule 7) -----------------------------------------
+# -- visible unit types (registry, CONTRIBUTING.md, convention 7) ------------------------
 
 
 class BernoulliUnits:

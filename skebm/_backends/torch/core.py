@@ -1,7 +1,8 @@
 """Tensors, devices, random generators and threads for the torch backend.
 
 This module is the one place where NumPy arrays become tensors and back
-(rule 9 of STYLE.md): estimators hold NumPy arrays in their public attributes.
+(CONTRIBUTING.md, convention 9): estimators hold NumPy arrays in their public
+attributes.
 """
 
 from __future__ import annotations

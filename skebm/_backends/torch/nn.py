@@ -1,9 +1,10 @@
 """Network building blocks and the per-batch optimiser step of the torch-only estimators.
 
-Nothing here knows about scikit-learn (STYLE rule 6): the estimators build modules in
-``fit`` from their parameters with :func:`mlp`, train them with :func:`train_epoch`, and
-keep their state as NumPy arrays between sessions with :func:`module_state` /
-:func:`load_module_state` and :func:`optimizer_state` / :func:`load_optimizer_state`.
+Nothing here knows about scikit-learn (CONTRIBUTING.md, convention 6): the estimators
+build modules in ``fit`` from their parameters with :func:`mlp`, train them with
+:func:`train_epoch`, and keep their state as NumPy arrays between sessions with
+:func:`module_state` / :func:`load_module_state` and :func:`optimizer_state` /
+:func:`load_optimizer_state`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Variational autoencoder: the module and its equations, one function each.
 
-The module knows nothing about scikit-learn (STYLE rule 6): ``VAETransformer`` builds
-it in ``fit`` from its parameters. Notation: ``x`` data rows of ``n_features``,
-``z`` latent rows of ``n_components``, ``y`` one-hot class rows (conditional models
-only), ``eps`` standard-normal draws with ``z = mu + exp(logvar / 2) * eps``.
+The module knows nothing about scikit-learn (CONTRIBUTING.md, convention 6):
+``VAETransformer`` builds it in ``fit`` from its parameters. Notation: ``x`` data
+rows of ``n_features``, ``z`` latent rows of ``n_components``, ``y`` one-hot class
+rows (conditional models only), ``eps`` standard-normal draws with
+``z = mu + exp(logvar / 2) * eps``.
 
 * encoder q(z | x) = N(mu(x), diag(exp(logvar(x)))), an MLP on x only, so that the
   latent code of a row never needs its label;

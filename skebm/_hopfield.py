@@ -4,6 +4,7 @@ import math
 import time
 import warnings
 from numbers import Integral, Real
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.base import (
@@ -18,12 +19,15 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skebm._backends import BACKENDS
+from skebm._engine import transaction
 from skebm._hopfield_rules import RULES
 from skebm.base import _SEED_MAX, BackendMixin, EnergyMixin
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._validation import check_finite
 
-#: recall and energy work on blocks of this many rows (bounded memory)
+#: every prediction path works on row blocks of at most this many bytes of states,
+#: overlaps and weights, and at most _BATCH_ROWS rows (bounded memory)
+_BLOCK_BYTES = 1 << 25
 _BATCH_ROWS = 4096
 
 #: default beta: a memory whose overlap with the state beats every other by one
@@ -35,7 +39,6 @@ _MATCH_RTOL = 1e-3
 
 #: inputs of the binary encodings are thresholded here (x > threshold -> +1)
 _THRESHOLDS = {"binary": 0.5, "bipolar": 0.0}
-_LOW = {"binary": 0.0, "bipolar": -1.0}
 _CODES = {"binary": "0 and 1", "bipolar": "-1 and +1"}
 
 
@@ -57,8 +60,10 @@ class HopfieldMemory(
     Parameters
     ----------
     rule : {"hebbian", "storkey", "pseudoinverse", "dense", "modern"}, \
-default="hebbian"
-        Storage rule; see Notes for the energies and capacities.
+default="modern"
+        Storage rule; see Notes for the energies and capacities. "modern" (the
+        default) stores correlated real patterns such as images, which the
+        classical rules cannot (see the User Guide's table).
 
         - "hebbian": W = (1/N) sum_mu xi_mu xi_mu^T with a zero diagonal.
         - "storkey": Storkey's incremental local rule (1997), in its local-field
@@ -248,7 +253,7 @@ default="hebbian"
 
     def __init__(
         self,
-        rule="hebbian",
+        rule="modern",
         *,
         update="async",
         max_iter=100,
@@ -277,6 +282,7 @@ default="hebbian"
 
     # -- storing ---------------------------------------------------------------------
 
+    @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Store the rows of X, replacing any stored patterns.
@@ -306,6 +312,7 @@ default="hebbian"
         """
         return self._fit(X, reset=True)
 
+    @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Add the rows of X to the stored patterns.
@@ -342,73 +349,148 @@ default="hebbian"
         return self._fit(X, reset=False)
 
     def _fit(self, X, *, reset):
-        before = dict(vars(self))  # storing is atomic: Ctrl-C restores this
+        # a transaction: the new state is built in locals and assigned at the end
         first = reset or not hasattr(self, "memories_")
         if not first and self.rule != self._fitted_rule:
             raise ValueError(
                 f"rule changed from {self._fitted_rule!r} to {self.rule!r} since the "
                 "patterns were stored; call fit to store them again."
             )
-        dtype = (np.float64, np.float32) if first else self._dtype
+        dtype = (np.float64, np.float32) if first else self.memories_.dtype
         X = validate_data(self, X, dtype=dtype, reset=first)
         rule = RULES[self.rule]
         tic = time.perf_counter()
-        if first:
-            self._initialize(X)
-        patterns = self._as_patterns(X)
-        backend, device = self._get_backend()
-        state = self._load_state(backend, device, rule.state_names, self._dtype)
-        # storing updates W in place: work on copies, so that storing is atomic
-        state = {key: backend.core.copy(value) for key, value in state.items()}
-        Xi = backend.core.asarray(self._to_states(patterns), self._dtype, device)
-        try:
-            with backend.core.thread_limit():
-                rule.store(backend.hopfield, state, Xi)
-        except KeyboardInterrupt:
-            vars(self).clear()
-            vars(self).update(before)
-            stored = getattr(self, "memories_", np.empty((0, 0))).shape[0]
-            warnings.warn(
-                f"Storing interrupted by the user: none of the {X.shape[0]} patterns "
-                "of this call was stored (storing is atomic); the estimator is as "
-                f"before the call, its memory holds {stored} patterns"
-                + ("." if stored else " and it is not fitted."),
-                UserWarning,
-                stacklevel=3,
-            )
-            return self
-        self._store_state(backend, state, rule.state_names)
-        self.memories_ = np.concatenate([self.memories_, patterns])
-        self.n_iter_ += 1
+        old = self._empty_state(X) if first else self._fitted_state(rule)
+        encoding, dtype = old["encoding_"], X.dtype
+        patterns = _as_patterns(X, encoding, self.rule)
+        new = dict(old, memories_=np.concatenate([old["memories_"], patterns]))
+        new["n_iter_"] = old["n_iter_"] + 1
+        self._check_settings(new)
         if self.rule == "modern":
-            self.beta_ = self._default_beta() if self.beta is None else float(self.beta)
-            if not self.beta_ <= float(np.finfo(self._dtype).max):
-                raise ValueError(  # softmax(beta Xi x) would be NaN
-                    f"beta_ = {self.beta_:.3g} overflows {self._dtype}: the patterns "
-                    f"are too small in scale (RMS {self._rms:.3g}) or beta is too "
-                    "large. Scale X first (e.g. StandardScaler) or lower beta."
-                )
-        self._check_capacity(rule)
+            new["beta_"] = self._beta(new["memories_"], encoding)
+        backend, device = self._get_backend()
+        ops = backend.hopfield
+        state = {
+            key: backend.core.asarray(old[attr], dtype, device)
+            for key, attr in rule.state_names.items()
+        }
+        Xi = backend.core.asarray(_to_states(patterns, encoding), dtype, device)
+        with backend.core.thread_limit():
+            state = rule.store(ops, state, Xi)
+            for key, attr in rule.state_names.items():
+                new[attr] = backend.core.to_numpy(state[key])
+            new["n_unstable_"] = self._count_unstable(new, backend, device)
+        vars(self).update(new)  # one assignment: the call completes here
+        n_memories, n = self.memories_.shape
+        if n_memories > self.capacity_:
+            warnings.warn(
+                f"{n_memories} patterns stored in {n} units exceed the capacity of "
+                f"rule={self.rule!r}: {rule.capacity_text(n, self.degree)}. Expect "
+                "recall errors and spurious states; use more units, fewer patterns or "
+                "a rule of larger capacity (storkey < pseudoinverse < dense < modern).",
+                UserWarning,
+                stacklevel=5,
+            )
+        if self.n_unstable_:
+            warnings.warn(
+                f"{self.n_unstable_} of the {n_memories} stored patterns are not "
+                f"recalled from themselves by rule={self.rule!r} (they are not fixed "
+                f"points of the recall); {rule.advice(self._config())}.",
+                UserWarning,
+                stacklevel=5,
+            )
         if self.verbose:
-            n_mem, n = self.memories_.shape
             print(
                 f"[{type(self).__name__}] stored {X.shape[0]} patterns with "
-                f"rule={self.rule!r}: {n_mem} in memory, capacity about "
-                f"{self.capacity_:.3g} for N = {n}, "
+                f"rule={self.rule!r}: {n_memories} in memory ({self.n_unstable_} not "
+                f"recalled), capacity about {self.capacity_:.3g} for N = {n}, "
                 f"time = {time.perf_counter() - tic:.2f}s"
             )
         return self
 
-    def _initialize(self, X):
+    def _empty_state(self, X):
+        """The fitted attributes of a memory that holds no pattern yet."""
         n_features, dtype = X.shape[1], X.dtype
-        self.encoding_ = self._resolve_encoding(X)
-        self.random_state_ = check_random_state(self.random_state)
-        self._recall_seed = int(self.random_state_.randint(_SEED_MAX))
-        self._fitted_rule = self.rule
-        self.memories_ = np.empty((0, n_features), dtype=dtype)
-        RULES[self.rule].initialize(self, n_features, dtype)
-        self.capacity_ = float(RULES[self.rule].capacity(n_features, self.degree))
-        self.n_iter_ = 0
+        rule = RULES[self.rule]
+        random_state = check_random_state(self.random_state)
+        return {
+            "encoding_": self._resolve_encoding(X),
+            "random_state_": random_state,
+            "_recall_seed": int(random_state.randint(_SEED_MAX)),
+            "_fitted_rule": self.rule,
+            "memories_": np.empty((0, n_features), dtype=dtype),
+            "capacity_": float(rule.capacity(n_features, self.degree)),
+            "n_iter_": 0,
+            **rule.initial_state(n_features, lambda shape: np.zeros(shape, dtype)),
+        }
+
+    def _fitted_state(self, rule):
+        names = ["encoding_", "random_state_", "_recall_seed", "_fitted_rule"]
+        names += ["memories_", "capacity_", "n_iter_", *rule.state_names.values()]
+        return {name: getattr(self, name) for name in names}
+
+    def _check_settings(self, fitted):
+        """Reject a degree whose interactions overflow: every energy and gap of
+        "dense" is a sum of P terms of size up to N ((N + 2) / N)^degree."""
+        if self.rule != "dense":
+            return
+        n_memories, n = fitted["memories_"].shape
+        log_max = math.log(float(np.finfo(fitted["memories_"].dtype).max))
+        log_term = math.log(n) + self.degree * math.log1p(2.0 / n)
+        if log_term + math.log(4 * (n_memories + 2)) > log_max:
+            raise ValueError(
+                f"degree={self.degree} overflows {fitted['memories_'].dtype} in the "
+                f"dense energy of {n} units (N ((N + 2) / N)^degree summed over "
+                f"{n_memories} patterns). Use a smaller degree, more units or float64."
+            )
+
+    def _beta(self, memories, encoding):
+        """beta_ of "modern", checked: beta times the largest overlap of two stored
+        patterns must be finite, or every softmax would be NaN."""
+        rms = _rms(memories, encoding)
+        if self.beta is None:
+            beta = (math.log(memories.shape[0]) + math.log(_BETA_ODDS)) / (
+                2 * rms * rms
+            )
+        else:
+            beta = float(self.beta)
+        finfo = np.finfo(memories.dtype)
+        norm2 = float(np.max(np.square(memories, dtype=np.float64).sum(axis=1)))
+        if encoding != "real":
+            norm2 = float(memories.shape[1])
+        if not (finfo.tiny <= beta and beta * max(norm2, 1.0) <= finfo.max):
+            source = "beta" if self.beta is not None else "the default beta"
+            raise ValueError(
+                f"{source} = {beta:.3g} cannot give finite recall in "
+                f"{memories.dtype}: beta times the largest overlap of the stored "
+                f"patterns ({norm2:.3g}) must lie in [{finfo.tiny:.3g}, "
+                f"{finfo.max:.3g}]. Scale X first (e.g. StandardScaler; RMS now "
+                f"{rms:.3g}) or choose a moderate beta."
+            )
+        return beta
+
+    def _count_unstable(self, fitted, backend, device):
+        """Stored patterns that recall from a clean probe does not return: those
+        that one update moves (binary rules: not fixed points), or whose whole
+        recall ends elsewhere ("modern"). Runs inside the caller's thread limit."""
+        rule, cfg = RULES[self.rule], self._config(fitted)
+        p = self._params(backend, device, fitted)
+        memories = fitted["memories_"]
+        encoding = fitted["encoding_"]
+
+        def fn(block):
+            s = backend.core.asarray(block, block.dtype, device)
+            s = _initial_states(backend, s, encoding)  # a copy: recall works in place
+            out = rule.update_once(backend.hopfield, p, s, cfg)
+            if out is None:
+                out = rule.recall(backend.hopfield, p, s, cfg, None)[0]
+            x = backend.core.to_numpy(out)
+            if encoding == "real":
+                d2 = np.square(x - block, dtype=np.float64).sum(axis=1)
+                return (d2 > _match_radius2(x.shape[1], _rms(memories, encoding)),)
+            return ((x != _to_states(block, encoding)).any(axis=1),)
+
+        return int(_blocks(memories, fn, self._block_rows(fitted))[0].sum())
 
     def _resolve_encoding(self, X):
         if self.encoding == "real" and self.rule != "modern":
@@ -424,133 +506,96 @@ default="hebbian"
             return "bipolar" if np.isin(X, (-1.0, 1.0)).all() else "real"
         return "binary" if X.min() >= 0 else "bipolar"
 
-    def _as_patterns(self, X):
-        """X in ``encoding_``: binary encodings thresholded, with a warning."""
-        if self.encoding_ == "real":
-            with np.errstate(over="ignore"):
-                overflow = not np.isfinite(np.square(X).sum(axis=1)).all()
-            if overflow:  # beta and every overlap x . xi would be inf or NaN
-                raise ValueError(
-                    f"X has values up to {np.abs(X).max():.3g}, whose squared norms "
-                    f"overflow {X.dtype}: rule='modern' cannot compare such patterns. "
-                    "Scale X first (e.g. StandardScaler)."
-                )
-            return X.copy()
-        codes = (0.0, 1.0) if self.encoding_ == "binary" else (-1.0, 1.0)
-        if not np.isin(X, codes).all():
-            warnings.warn(
-                f"X has values other than {_CODES[self.encoding_]}; rule="
-                f"{self.rule!r} stores binary patterns, so they were thresholded at "
-                f"{_THRESHOLDS[self.encoding_]} (larger values become 1). Binarise X "
-                "first, set `encoding`, or use rule='modern' for real-valued patterns.",
-                UserWarning,
-                stacklevel=5,
-            )
-        s = np.where(X > _THRESHOLDS[self.encoding_], 1.0, -1.0).astype(X.dtype)
-        return s if self.encoding_ == "bipolar" else (s + 1) / 2
-
-    def _to_states(self, patterns):
-        """Patterns in ``encoding_`` -> the {-1, +1} (or real) states of the network."""
-        return 2 * patterns - 1 if self.encoding_ == "binary" else patterns
-
-    @property
-    def _dtype(self):
-        return self.memories_.dtype
-
-    @property
-    def _rms(self):
-        """Root mean square entry of the stored states (1 for binary patterns)."""
-        if self.encoding_ != "real":
-            return 1.0
-        rms = float(np.sqrt(np.mean(np.square(self.memories_, dtype=np.float64))))
-        return rms if rms > 0 else 1.0
-
-    def _default_beta(self):
-        n_memories = self.memories_.shape[0]
-        return (math.log(n_memories) + math.log(_BETA_ODDS)) / (2 * self._rms**2)
-
-    def _check_capacity(self, rule):
-        n_memories, n = self.memories_.shape
-        if n_memories > self.capacity_:
-            warnings.warn(
-                f"{n_memories} patterns stored in {n} units exceed the capacity of "
-                f"rule={self.rule!r}: {rule.capacity_text(n, self.degree)}. Expect "
-                "recall errors and spurious states; use more units, fewer patterns or "
-                "a rule of larger capacity (storkey < pseudoinverse < dense < modern).",
-                UserWarning,
-                stacklevel=5,
-            )
+    def _config(self, fitted=None):
+        """The settings recall, energies and sampling use (rules read nothing else)."""
+        fitted = vars(self) if fitted is None else fitted
+        memories = fitted["memories_"]
+        real = fitted["encoding_"] == "real"
+        return SimpleNamespace(
+            update=self.update,
+            max_iter=self.max_iter,
+            degree=self.degree,
+            temperature=self.temperature,
+            beta=fitted.get("beta_"),
+            tol=self.tol * _rms(memories, fitted["encoding_"]),
+            real=real,
+            dtype=memories.dtype,
+        )
 
     # -- recall ----------------------------------------------------------------------
 
     def _check_X(self, X):
         check_is_fitted(self)
         X = validate_data(
-            self, X, dtype=self._dtype, reset=False, ensure_all_finite=False
+            self, X, dtype=self.memories_.dtype, reset=False, ensure_all_finite=False
         )
         check_finite(X, self._get_backend()[0], estimator_name=type(self).__name__)
         return X
 
-    def _params(self, backend, device):
-        Xi = self._to_states(self.memories_)
-        p = {"Xi": backend.core.asarray(Xi, self._dtype, device)}
-        if hasattr(self, "weights_"):
-            p["W"] = backend.core.asarray(self.weights_, self._dtype, device)
-            p["tol"] = backend.core.asarray(self._tie_tol, self._dtype, device)
+    def _params(self, backend, device, fitted=None):
+        fitted = vars(self) if fitted is None else fitted
+        memories = fitted["memories_"]
+        Xi = _to_states(memories, fitted["encoding_"])
+        p = {"Xi": backend.core.asarray(Xi, memories.dtype, device)}
+        if "weights_" in fitted:
+            p["W"] = backend.core.asarray(fitted["weights_"], memories.dtype, device)
+            p["tol"] = backend.core.asarray(fitted["_tie_tol"], memories.dtype, device)
         return p
 
-    def _initial_states(self, backend, block, dtype=None):
-        """Probes -> network states (a fresh array: recall works in place), in
-        ``dtype`` for the binary encodings (default: that of ``block``)."""
-        if self.encoding_ == "real":
-            return backend.core.copy(block)
-        return backend.hopfield.to_spins(
-            block, _THRESHOLDS[self.encoding_], dtype=dtype
-        )
+    def _block_rows(self, fitted=None):
+        """Rows per block of every prediction path: at most _BLOCK_BYTES of states,
+        overlaps and weights per block (and at most _BATCH_ROWS rows)."""
+        fitted = vars(self) if fitted is None else fitted
+        n_memories, n = fitted["memories_"].shape
+        row_bytes = fitted["memories_"].dtype.itemsize * (4 * n + 3 * n_memories + 8)
+        return int(max(1, min(_BATCH_ROWS, _BLOCK_BYTES // row_bytes)))
 
     def _map_blocks(self, X, fn):
         """fn(backend, params, block) -> tuple of backend arrays (or None), over row
-        blocks of X; returns the tuple of NumPy arrays, concatenated over blocks."""
+        blocks of X (:meth:`_block_rows`); the NumPy arrays, concatenated."""
         backend, device = self._get_backend()
-        p, parts = self._params(backend, device), []
-        with backend.core.thread_limit():
-            for start in range(0, X.shape[0], _BATCH_ROWS):
-                block = X[start : start + _BATCH_ROWS]
-                out = fn(backend, p, backend.core.asarray(block, self._dtype, device))
-                parts.append(
-                    [a if a is None else backend.core.to_numpy(a) for a in out]
-                )
-        if len(parts) == 1:
-            return parts[0]
-        cols = zip(*parts, strict=True)
-        return [None if c[0] is None else np.concatenate(c) for c in cols]
+        p, dtype = self._params(backend, device), self.memories_.dtype
 
-    def _recall(self, X):
-        """Recall from validated probes: (states, n_iter, status, proba)."""
-        rule = RULES[self.rule]
+        def numpy_fn(block):
+            out = fn(backend, p, backend.core.asarray(block, dtype, device))
+            numpy = (type(None), np.ndarray)
+            return [
+                a if isinstance(a, numpy) else backend.core.to_numpy(a) for a in out
+            ]
+
+        with backend.core.thread_limit():
+            return _blocks(X, numpy_fn, self._block_rows())
+
+    def _recall(self, X, want=("states", "n_iter", "status", "proba")):
+        """Recall from validated probes: the outputs named in ``want`` of
+        (states, n_iter, status, proba); the others are dropped block by block."""
+        rule, cfg = RULES[self.rule], self._config()
+        names = ("states", "n_iter", "status", "proba")
+        radius2 = _match_radius2(
+            self.n_features_in_, _rms(self.memories_, self.encoding_)
+        )
 
         def fn(backend, p, block):
             order_rng = np.random.default_rng(self._recall_seed)
-            dtype = rule.probe_dtype(backend.hopfield, self, block)
-            s = self._initial_states(backend, block, dtype)
-            return rule.recall(backend.hopfield, p, s, self, order_rng)
+            dtype = rule.probe_dtype(backend.hopfield, p, cfg, block)
+            s = _initial_states(backend, block, self.encoding_, dtype)
+            recalled = rule.recall(backend.hopfield, p, s, cfg, order_rng)
+            out = dict(zip(names, recalled, strict=True))
+            if cfg.real and not np.isfinite(backend.core.to_float(out["states"].sum())):
+                raise ValueError(
+                    "X has values up to "
+                    f"{backend.core.max_abs(block):.3g}, whose overlaps with the "
+                    f"stored patterns overflow {self.memories_.dtype} at beta_ = "
+                    f"{self.beta_:.3g}: recall has no finite answer. Scale X as the "
+                    "stored patterns are."
+                )
+            if "memory" in want:
+                idx, d2 = backend.hopfield.nearest_memory(out["states"], p["Xi"])
+                idx, d2 = backend.core.to_numpy(idx), backend.core.to_numpy(d2)
+                out["memory"] = np.where(d2 <= radius2, idx, -1)
+            return [out[name] for name in want]
 
         return self._map_blocks(X, fn)
-
-    def _decode(self, states):
-        """Network states ({-1, +1} for binary encodings) -> outputs in ``encoding_``."""
-        binary = self.encoding_ == "binary"
-        return (states > 0).astype(states.dtype) if binary else states
-
-    def _match(self, states):
-        """Index of the stored pattern equal to each recalled state, else -1."""
-        backend, device = self._get_backend()
-        p = self._params(backend, device)
-        s = backend.core.asarray(states, self._dtype, device)
-        idx, d2 = backend.hopfield.nearest_memory(s, p["Xi"])
-        idx, d2 = backend.core.to_numpy(idx), backend.core.to_numpy(d2)
-        radius2 = _MATCH_RTOL**2 * self.n_features_in_ * self._rms**2
-        return np.where(d2 <= radius2, idx, -1)
 
     def recall(self, X):
         """Recall from every probe and report how each recall ended.
@@ -586,17 +631,20 @@ default="hebbian"
         True
         """
         X = self._check_X(X)
-        states, n_iter, status, proba = self._recall(X)
-        ops = self._get_backend()[0].hopfield
+        want = ("states", "memory", "n_iter", "status")
+        if self.rule == "modern":
+            want += ("proba",)
+        out = dict(zip(want, self._recall(X, want), strict=True))
+        status, ops = out["status"], self._get_backend()[0].hopfield
         result = Bunch(
-            states=self._decode(states),
-            memory=self._match(states),
-            n_iter=n_iter,
+            states=_decode(out["states"], self.encoding_),
+            memory=out["memory"],
+            n_iter=out["n_iter"],
             converged=status == ops.CONVERGED,
             cycle=status == ops.CYCLE,
         )
-        if proba is not None:
-            result.proba = proba
+        if "proba" in out:
+            result.proba = out["proba"]
         return result
 
     def transform(self, X):
@@ -625,7 +673,7 @@ default="hebbian"
         True
         """
         X = self._check_X(X)
-        return self._decode(self._recall(X)[0])
+        return _decode(self._recall(X, ("states",))[0], self.encoding_)
 
     def predict(self, X):
         """Index of the stored pattern each probe recalls; -1 for a spurious state.
@@ -655,7 +703,7 @@ default="hebbian"
         array([0, 1, 2])
         """
         X = self._check_X(X)
-        return self._match(self._recall(X)[0])
+        return self._recall(X, ("memory",))[0]
 
     @available_if(lambda est: est.rule == "modern")
     def predict_proba(self, X):
@@ -687,7 +735,7 @@ default="hebbian"
         array([0, 1, 2])
         """
         X = self._check_X(X)
-        return self._recall(X)[3]
+        return self._recall(X, ("proba",))[0]
 
     def energy(self, X):
         """Energy of each state under the stored patterns (lower is more stable).
@@ -714,13 +762,19 @@ default="hebbian"
         True
         """
         X = self._check_X(X)
-        rule = RULES[self.rule]
+        rule, cfg = RULES[self.rule], self._config()
 
         def fn(backend, p, block):
-            s = self._initial_states(backend, block)
-            return (rule.energy(backend.hopfield, p, s, self),)
+            s = _initial_states(backend, block, self.encoding_)
+            return (rule.energy(backend.hopfield, p, s, cfg),)
 
-        return self._map_blocks(X, fn)[0]
+        energy = self._map_blocks(X, fn)[0]
+        if not np.isfinite(energy).all():  # only "modern" on huge real states
+            raise ValueError(
+                f"X has values up to {np.abs(X).max():.3g}, whose energies overflow "
+                f"{energy.dtype}. Scale X as the stored patterns are."
+            )
+        return energy
 
     def score_samples(self, X):
         """Negative energy: an unnormalised log-probability of each state.
@@ -748,6 +802,7 @@ default="hebbian"
         """
         return -self.energy(X)
 
+    @transaction
     @validate_params(
         {
             "n_samples": [Interval(Integral, 1, None, closed="left")],
@@ -794,26 +849,31 @@ default="random"
         (2, 32)
         """
         check_is_fitted(self)
-        rule = RULES[self.rule]
-        backend, device = self._get_backend()
-        ops, p = backend.hopfield, self._params(backend, device)
-        rs = check_random_state(
-            self.random_state_ if random_state is None else random_state
-        )
-        rng = backend.core.make_rng(rs.randint(_SEED_MAX), device)
+        rule, cfg = RULES[self.rule], self._config()
         if isinstance(init, str):
-            s = rule.random_init(ops, p, n_samples, self, rng)
+            X0 = None
         else:
             X0 = self._check_X(init)
             if X0.shape[0] != n_samples:
                 raise ValueError(
                     f"init has {X0.shape[0]} rows but n_samples={n_samples}."
                 )
-            s = self._initial_states(
-                backend, backend.core.asarray(X0, self._dtype, device)
-            )
-        s = rule.sample(ops, p, s, self, n_steps, rng)
-        return self._decode(backend.core.to_numpy(s))
+        rs = check_random_state(
+            self.random_state_ if random_state is None else random_state
+        )
+        backend, device = self._get_backend()
+        rng = backend.core.make_rng(rs.randint(_SEED_MAX), device)
+        rows = np.arange(n_samples)[:, None]  # chains in blocks, one generator
+
+        def fn(backend, p, block):
+            if X0 is None:
+                s = rule.random_init(backend.hopfield, p, block.shape[0], cfg, rng)
+            else:
+                s = _initial_states(backend, block, self.encoding_)
+            return (rule.sample(backend.hopfield, p, s, cfg, n_steps, rng),)
+
+        s = self._map_blocks(rows if X0 is None else X0, fn)[0]
+        return _decode(s, self.encoding_)
 
     # -- scikit-learn plumbing -------------------------------------------------------
 
@@ -821,3 +881,73 @@ default="random"
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+# -- encodings and blocks (module functions: the estimator's state is passed in) -------
+
+
+def _as_patterns(X, encoding, rule):
+    """X in ``encoding``: binary encodings thresholded, with a warning."""
+    if encoding == "real":
+        with np.errstate(over="ignore"):
+            overflow = not np.isfinite(np.square(X).sum(axis=1)).all()
+        if overflow:  # beta and every overlap x . xi would be inf or NaN
+            raise ValueError(
+                f"X has values up to {np.abs(X).max():.3g}, whose squared norms "
+                f"overflow {X.dtype}: rule='modern' cannot compare such patterns. "
+                "Scale X first (e.g. StandardScaler)."
+            )
+        return X.copy()
+    codes = (0.0, 1.0) if encoding == "binary" else (-1.0, 1.0)
+    if not np.isin(X, codes).all():
+        warnings.warn(
+            f"X has values other than {_CODES[encoding]}; rule={rule!r} stores binary "
+            f"patterns, so they were thresholded at {_THRESHOLDS[encoding]} (larger "
+            "values become 1). Binarise X first, set `encoding`, or use "
+            "rule='modern' for real-valued patterns.",
+            UserWarning,
+            stacklevel=6,
+        )
+    s = np.where(X > _THRESHOLDS[encoding], 1.0, -1.0).astype(X.dtype)
+    return s if encoding == "bipolar" else (s + 1) / 2
+
+
+def _to_states(patterns, encoding):
+    """Patterns in ``encoding`` -> the {-1, +1} (or real) states of the network."""
+    return 2 * patterns - 1 if encoding == "binary" else patterns
+
+
+def _decode(states, encoding):
+    """Network states ({-1, +1} for binary encodings) -> outputs in ``encoding``."""
+    return (states > 0).astype(states.dtype) if encoding == "binary" else states
+
+
+def _initial_states(backend, block, encoding, dtype=None):
+    """Probes -> network states (a fresh array: recall works in place), in ``dtype``
+    for the binary encodings (default: that of ``block``)."""
+    if encoding == "real":
+        return backend.core.copy(block)
+    return backend.hopfield.to_spins(block, _THRESHOLDS[encoding], dtype=dtype)
+
+
+def _rms(memories, encoding):
+    """Root mean square entry of the stored states (1 for binary patterns)."""
+    if encoding != "real" or not memories.size:
+        return 1.0
+    rms = float(np.sqrt(np.mean(np.square(memories, dtype=np.float64))))
+    return rms if rms > 0 else 1.0
+
+
+def _match_radius2(n_features, rms):
+    """A recalled state is memory mu if |state - xi_mu|^2 <= this."""
+    return _MATCH_RTOL**2 * n_features * rms**2
+
+
+def _blocks(X, fn, rows):
+    """``fn(block)`` -> list of NumPy arrays (or None) over row blocks of X; the
+    lists' entries concatenated over blocks."""
+    parts = [fn(X[start : start + rows]) for start in range(0, X.shape[0], rows)]
+    if len(parts) == 1:
+        return parts[0]
+    cols = zip(*parts, strict=True)
+    return [None if c[0] is None else np.concatenate(c) for c in cols]

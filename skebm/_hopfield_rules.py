@@ -1,22 +1,35 @@
-"""The storage rules of HopfieldMemory and their dynamics: a registry (STYLE rule 7).
+"""The storage rules of HopfieldMemory and their dynamics: a registry (CONTRIBUTING).
 
-Each rule object knows which state it trains (``state_names``), how to store patterns,
-its capacity, and which backend functions recall, score and sample with it; the
-estimator in :mod:`skebm._hopfield` dispatches through :data:`RULES`.
+Each rule object knows the state it trains (``state_names``: key -> attribute), how to
+store patterns, its capacity, and which backend functions recall, score and sample
+with it. Rules read nothing from the estimator: the estimator passes the backend
+arrays ``p`` (``Xi`` and the rule's state) and a namespace ``cfg``
+of the settings in use (``update``, ``max_iter``, ``degree``, ``beta``, ``tol``,
+``temperature``, ``real``).
 """
 
 import math
-
-import numpy as np
 
 #: binary "modern" recall keeps the probe's bit where |Xi^T p| <= this (a tie)
 _MODERN_TIE = 1e-6
 
 
+def _exp(log_value):
+    """exp(log_value), inf where it overflows a float."""
+    return math.exp(log_value) if log_value < 709.0 else math.inf
+
+
 def _dense_capacity(n, degree):
-    """N^(n-1) / (2 (2n-3)!! ln N), Krotov & Hopfield (2016)."""
-    double_factorial = math.prod(range(2 * degree - 3, 0, -2))
-    return n ** (degree - 1) / (2 * double_factorial * math.log(n)) if n > 1 else 0.0
+    """N^(n-1) / (2 (2n-3)!! ln N), Krotov & Hopfield (2016), in logarithms
+    ((2n-3)!! = (2n-2)! / (2^(n-1) (n-1)!)), so large degrees give inf, not
+    OverflowError."""
+    if n <= 1:
+        return 0.0
+    log_double_factorial = (
+        math.lgamma(2 * degree - 1) - (degree - 1) * math.log(2) - math.lgamma(degree)
+    )
+    log_cap = (degree - 1) * math.log(n) - math.log(2 * math.log(n))
+    return _exp(log_cap - log_double_factorial)
 
 
 class _Pairwise:
@@ -26,41 +39,55 @@ class _Pairwise:
         self._store, self.capacity, self.note = store, capacity, note
         self.state_names = {"W": "weights_", "tol": "_tie_tol", **(extra_state or {})}
 
-    def initialize(self, est, n, dtype):
-        for key, attr in self.state_names.items():
-            setattr(est, attr, np.zeros((n, n) if key == "W" else n, dtype=dtype))
+    def initial_state(self, n, zeros):
+        """The attributes of an empty memory of ``n`` units; ``zeros(shape)``."""
+        names = self.state_names.items()
+        return {attr: zeros((n, n) if key == "W" else (n,)) for key, attr in names}
 
     def store(self, ops, state, Xi):
+        """A new state with the rows of Xi stored; never writes into ``state``."""
+        state = dict(state)
         self._store(ops, state, Xi)
         state["tol"] = ops.pairwise_tolerance(state["W"])  # ties of the gaps, once
+        return state
 
     def capacity_text(self, n, degree):
         errfree = n / (2 * math.log(n)) if n > 1 else 0.0
         return self.note.format(cap=self.capacity(n, degree), errfree=errfree, n=degree)
 
-    def recall(self, ops, p, s, est, order_rng):
-        kw = {"update": est.update, "max_iter": est.max_iter, "order_rng": order_rng}
-        factors = self.factors(ops, p, est)
+    def advice(self, cfg):
+        """Which rule or setting would store the patterns that are not fixed points."""
+        return "use rule='modern' (or 'pseudoinverse' for linearly independent ones)"
+
+    def update_once(self, ops, p, s, cfg):
+        """One synchronous update of the states s: a pattern that it leaves
+        unchanged is a fixed point of every recall."""
+        return ops.sign_update(ops.pairwise_gap(s, p["W"]), s, p["tol"])
+
+    def recall(self, ops, p, s, cfg, order_rng):
+        kw = {"update": cfg.update, "max_iter": cfg.max_iter, "order_rng": order_rng}
+        factors = self.factors(ops, p, cfg)
         return (*ops.pairwise_recall(s, p["W"], p["tol"], factors=factors, **kw), None)
 
-    def factors(self, ops, p, est):
+    def factors(self, ops, p, cfg):
         """Factors of W that synchronous recall uses instead of W, or None."""
         return None
 
-    def probe_dtype(self, ops, est, like):
+    def probe_dtype(self, ops, p, cfg, like):
         """dtype of the states recall starts from, if not that of the estimator;
         ``like`` is a probe block on the target device."""
         return None
 
-    def energy(self, ops, p, s, est):
+    def energy(self, ops, p, s, cfg):
         return ops.pairwise_energy(s, p["W"])
 
-    def random_init(self, ops, p, n_samples, est, rng):
-        return ops.random_spins(n_samples, est.n_features_in_, est._dtype, rng)
+    def random_init(self, ops, p, n_samples, cfg, rng):
+        Xi = p["Xi"]
+        return ops.random_spins(n_samples, Xi.shape[1], cfg.dtype, rng)
 
-    def sample(self, ops, p, s, est, n_steps, rng):
+    def sample(self, ops, p, s, cfg, n_steps, rng):
         W, tol = p["W"], p["tol"]
-        return ops.pairwise_glauber(s, W, tol, est.temperature, n_steps, rng)
+        return ops.pairwise_glauber(s, W, tol, cfg.temperature, n_steps, rng)
 
 
 class _Dense(_Pairwise):
@@ -70,48 +97,60 @@ class _Dense(_Pairwise):
         self.capacity, self.note, self.state_names = capacity, note, {}
 
     def store(self, ops, state, Xi):
-        pass  # the memories are the state
+        return state  # the memories are the state
 
-    def recall(self, ops, p, s, est, order_rng):
-        kw = {"update": est.update, "max_iter": est.max_iter, "order_rng": order_rng}
-        return (*ops.dense_recall(s, p["Xi"], est.degree, **kw), None)
+    def advice(self, cfg):
+        return f"use a larger degree (now {cfg.degree}) or rule='modern'"
 
-    def energy(self, ops, p, s, est):
-        return ops.dense_energy(s, p["Xi"], est.degree)
+    def update_once(self, ops, p, s, cfg):
+        gap, tol = ops.dense_gap(s, p["Xi"], cfg.degree)
+        return ops.sign_update(gap, s, tol)
 
-    def sample(self, ops, p, s, est, n_steps, rng):
-        return ops.dense_glauber(s, p["Xi"], est.degree, est.temperature, n_steps, rng)
+    def recall(self, ops, p, s, cfg, order_rng):
+        kw = {"update": cfg.update, "max_iter": cfg.max_iter, "order_rng": order_rng}
+        return (*ops.dense_recall(s, p["Xi"], cfg.degree, **kw), None)
+
+    def energy(self, ops, p, s, cfg):
+        return ops.dense_energy(s, p["Xi"], cfg.degree)
+
+    def sample(self, ops, p, s, cfg, n_steps, rng):
+        Xi, T = p["Xi"], cfg.temperature
+        return ops.dense_glauber(s, Xi, cfg.degree, T, n_steps, rng)
 
 
 class _Modern(_Dense):
     """Ramsauer et al. (2020): x <- Xi^T softmax(beta Xi x) on continuous states."""
 
-    def probe_dtype(self, ops, est, like):
-        # binary probes in the backend's spin dtype make the first overlaps Xi s an
-        # exact product in the fastest arithmetic (float32, or int8 on torch's CPU)
-        if est.encoding_ == "real":
-            return None
-        return ops.spin_dtype(est.n_features_in_, like)
+    def advice(self, cfg):
+        return f"use a larger beta (now {cfg.beta:.3g})"
 
-    def recall(self, ops, p, s, est, order_rng):
-        kw = {"max_iter": est.max_iter, "tol": est.tol * est._rms}
-        if est.encoding_ != "real":  # binary states; a tie between memories keeps s
+    def update_once(self, ops, p, s, cfg):
+        return None  # retrieval is checked by the whole recall
+
+    def probe_dtype(self, ops, p, cfg, like):
+        # binary probes in the backend's spin dtype make the first overlaps Xi s an
+        # exact product in the fastest arithmetic
+        return None if cfg.real else ops.spin_dtype(p["Xi"].shape[1], like)
+
+    def recall(self, ops, p, s, cfg, order_rng):
+        kw = {"max_iter": cfg.max_iter, "tol": cfg.tol}
+        if not cfg.real:  # binary states; a tie between memories keeps s
             x, proba, n_iter, status = ops.modern_recall_spins(
-                s, p["Xi"], est.beta_, tie=_MODERN_TIE, **kw
+                s, p["Xi"], cfg.beta, tie=_MODERN_TIE, **kw
             )
         else:
-            x, proba, n_iter, status = ops.modern_recall(s, p["Xi"], est.beta_, **kw)
+            x, proba, n_iter, status = ops.modern_recall(s, p["Xi"], cfg.beta, **kw)
         return x, n_iter, status, proba
 
-    def energy(self, ops, p, s, est):
-        return ops.modern_energy(s, p["Xi"], est.beta_)
+    def energy(self, ops, p, s, cfg):
+        return ops.modern_energy(s, p["Xi"], cfg.beta)
 
-    def random_init(self, ops, p, n_samples, est, rng):
-        return ops.modern_base_sample(p["Xi"], est.beta_, n_samples, rng)
+    def random_init(self, ops, p, n_samples, cfg, rng):
+        return ops.modern_base_sample(p["Xi"], cfg.beta, n_samples, rng)
 
-    def sample(self, ops, p, s, est, n_steps, rng):
-        x = ops.modern_gibbs(s, p["Xi"], est.beta_, n_steps, rng)
-        return x if est.encoding_ == "real" else ops.to_spins(x, 0.0)
+    def sample(self, ops, p, s, cfg, n_steps, rng):
+        x = ops.modern_gibbs(s, p["Xi"], cfg.beta, n_steps, rng)
+        return x if cfg.real else ops.to_spins(x, 0.0)
 
 
 class _Hebbian(_Pairwise):
@@ -119,16 +158,18 @@ class _Hebbian(_Pairwise):
     computes W s as Xi^T (Xi s) while 2 P < N (fewer flops, the same signs)."""
 
     @staticmethod
-    def _factored(est):
-        n_patterns, n_units = est.memories_.shape
-        return est.update == "sync" and 2 * n_patterns < n_units
+    def _factored(p, cfg):
+        n_patterns, n_units = p["Xi"].shape
+        return cfg.update == "sync" and 2 * n_patterns < n_units
 
-    def factors(self, ops, p, est):
-        return ops.hebbian_factors(p["Xi"]) if self._factored(est) else None
+    def factors(self, ops, p, cfg):
+        return ops.hebbian_factors(p["Xi"]) if self._factored(p, cfg) else None
 
-    def probe_dtype(self, ops, est, like):
+    def probe_dtype(self, ops, p, cfg, like):
         # the factored updates run in the factors' dtype: start there
-        return ops.spin_dtype(est.n_features_in_, like) if self._factored(est) else None
+        if not self._factored(p, cfg):
+            return None
+        return ops.spin_dtype(p["Xi"].shape[1], like)
 
 
 def _store_hebbian(ops, state, Xi):
@@ -171,7 +212,7 @@ RULES = {
         "(Krotov & Hopfield 2016)",
     ),
     "modern": _Modern(
-        lambda n, degree: 3.1546 ** ((n - 1) / 4),
+        lambda n, degree: _exp((n - 1) / 4 * math.log(3.1546)),
         "exponential in N: Ramsauer et al. (2020, Theorem 3) retrieve "
         "sqrt(p) c^((N-1)/4) random patterns in one step with probability 1 - p "
         "(c = 3.15 in their example); skebm warns above c^((N-1)/4) = {cap:.3g}",

@@ -11,7 +11,7 @@ from skebm._langevin import LangevinEBMClassifier
 from skebm._rbm import RBM
 from skebm._vae import VAETransformer
 
-__version__ = "0.1.0.dev0"
+from skebm._version import __version__
 
 __all__ = [
     "HopfieldMemory",

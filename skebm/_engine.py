@@ -83,3 +83,171 @@ def keep(estimator, key, value):
     """Store ``value`` as what :func:`lazy` returns for ``key`` (after a fit)."""
     with _LAZY_LOCK:
         _LAZY[estimator] = (key, value)
+
+
+# -- the training loop -----------------------------------------------------------------
+
+
+class Trainer:
+    """The training state of one fit call, and one epoch over it.
+
+    An estimator's ``_trainer(...)`` returns one; :func:`run_epochs` drives it.
+    ``snapshot`` returns copies that later training never changes, and
+    ``restore`` copies a snapshot back in, so one snapshot can be restored twice.
+    """
+
+    def snapshot(self):
+        """Copies of everything an epoch changes."""
+        raise NotImplementedError
+
+    def restore(self, snap):
+        """Copy ``snap`` back into the training state."""
+        raise NotImplementedError
+
+    def run_epoch(self, order, learning_rate):
+        """One pass over the rows in ``order`` (None: as given); the mean objective."""
+        raise NotImplementedError
+
+    def divergence(self, objective):
+        """A reason (str) when the epoch blew up, else None."""
+        return None if np.isfinite(objective) else "the objective became non-finite"
+
+    def end_epoch(self, objective):
+        """After a completed epoch: True to stop (convergence, early stopping)."""
+        return False
+
+    def monitor(self):
+        """``(name, value)`` for the progress line."""
+        return None
+
+    def model_state(self, snap, n_epochs):
+        """The fitted attributes of ``snap``, ``n_epochs`` epochs into the call
+        (callbacks build a model from them)."""
+        return {}
+
+    def commit(self, snap, n_epochs, objectives):
+        """Write ``snap``, the state after the last completed epoch, into the
+        estimator, with the number of epochs it took and their objectives."""
+        raise NotImplementedError
+
+
+#: while set (thread-local), an interrupt always propagates: for fits run inside
+#: another fit (cross-fitted calibration), whose caller decides what to keep
+_NESTED = threading.local()
+
+
+class nested_fit:
+    """Context manager: fits inside it let KeyboardInterrupt propagate."""
+
+    def __enter__(self):
+        self._previous = getattr(_NESTED, "active", False)
+        _NESTED.active = True
+
+    def __exit__(self, *exc):
+        _NESTED.active = self._previous
+
+
+class Progress:
+    """The verbose line: ``[Name] epoch i/N, objective, elapsed, time left``."""
+
+    def __init__(self, estimator, n_epochs, label=None):
+        label = label or getattr(estimator, "_progress_label", None)
+        self.name = type(estimator).__name__ + (f" {label}" if label else "")
+        self.verbose = estimator.verbose
+        self.n_epochs = n_epochs
+        self.start = time.perf_counter()
+
+    def epoch(self, done, total_done, monitor):
+        if not self.verbose:
+            return
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / done * (self.n_epochs - done)
+        value = "" if monitor is None else f", {monitor[0]} = {monitor[1]:.4f}"
+        print(
+            f"[{self.name}] epoch {done}/{self.n_epochs} (total {total_done})"
+            f"{value}, elapsed {elapsed:.1f}s, left ~{left:.1f}s",
+            flush=True,
+        )
+
+
+def run_epochs(
+    estimator,
+    trainer,
+    *,
+    n_epochs,
+    n_rows,
+    shuffle,
+    seed,
+    learning_rate,
+    tasks,
+    advice,
+    max_rollbacks=3,
+    label=None,
+):
+    """Train for up to ``n_epochs`` epochs, then ``trainer.commit`` the result.
+
+    * An epoch that diverges is rolled back; the learning rate of this call is
+      halved, with a :class:`ConvergenceWarning`; after ``max_rollbacks`` rollbacks
+      a :class:`FloatingPointError` names the cause and ``advice``.
+    * KeyboardInterrupt after at least one completed epoch stops the training
+      with a warning and keeps the state after the last completed epoch;
+      before that (and always inside :class:`nested_fit`) it propagates, and the
+      caller's :func:`transaction` leaves the estimator as it was.
+
+    Returns ``(learning_rate, stopped, interrupted)``: the rate the last epoch ran
+    at; whether training stopped before ``n_epochs`` (convergence, a callback or an
+    interrupt); whether an interrupt stopped it.
+    """
+    order_rng = np.random.default_rng(seed)
+    progress = Progress(estimator, n_epochs, label)
+    n_before = getattr(estimator, "n_iter_", 0)
+    # (state after the last completed epoch, epochs completed, their objectives):
+    # replaced in one assignment, so an interrupt never sees half of it
+    good = (trainer.snapshot(), 0, ())
+    rollbacks = 0
+    stop = interrupted = False
+    try:
+        while good[1] < n_epochs and not stop:
+            tasks.begin_epoch(functools.partial(trainer.model_state, *good[:2]))
+            order = order_rng.permutation(n_rows) if shuffle else None
+            with np.errstate(over="ignore", invalid="ignore"):
+                objective = float(trainer.run_epoch(order, learning_rate))
+            reason = trainer.divergence(objective)
+            if reason is not None:
+                rollbacks += 1
+                trainer.restore(good[0])
+                if rollbacks > max_rollbacks:
+                    raise FloatingPointError(
+                        f"{type(estimator).__name__} diverged {rollbacks} times "
+                        f"({reason}) even after lowering the learning rate to "
+                        f"{learning_rate:.3g}. {advice}"
+                    )
+                learning_rate *= 0.5
+                warnings.warn(
+                    f"{type(estimator).__name__} diverged in epoch "
+                    f"{n_before + good[1] + 1} ({reason}); rolled back to the start "
+                    f"of the epoch and halved the learning rate to "
+                    f"{learning_rate:.3g}.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+                continue
+            stop = trainer.end_epoch(objective)
+            good = (trainer.snapshot(), good[1] + 1, good[2] + (objective,))
+            progress.epoch(good[1], n_before + good[1], trainer.monitor())
+            if tasks.end_epoch(functools.partial(trainer.model_state, *good[:2])):
+                stop = True  # a callback asked to stop
+    except KeyboardInterrupt:
+        tasks.abort_epoch()
+        if good[1] == 0 or getattr(_NESTED, "active", False):
+            raise
+        interrupted = True
+        warnings.warn(
+            f"{type(estimator).__name__}: training interrupted by the user after "
+            f"{good[1]} epoch(s) of this call; the model keeps the state after the "
+            "last completed epoch.",
+            UserWarning,
+            stacklevel=3,
+        )
+    trainer.commit(good[0], good[1], list(good[2]))
+    return learning_rate, stop or interrupted, interrupted

@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skebm._engine import nested_fit, transaction
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX
 from skebm.utils._docstring import substitute_docstring
@@ -305,6 +306,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------
 
+    @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fit the classifier and energy model to (X, y) for up to ``max_iter`` epochs.
@@ -334,6 +336,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         """
         return self._fit(X, y, incremental=False)
 
+    @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
         """Run one epoch over (X, y), in order.
@@ -394,9 +397,9 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     def _fit(self, X, y=None, *, incremental, classes=None):
         if incremental and classes is None and not hasattr(self, "classes_"):
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        super()._fit(X, y, incremental=incremental, classes=classes)
+        interrupted = self._train(X, y, incremental=incremental, classes=classes)
         crossfit = self.calibrate and self.calibration_cv is not None
-        if crossfit and not incremental and not self._interrupted:
+        if crossfit and not incremental and not interrupted:
             self.temperature_ = self._crossfit_temperature(X, y)
         return self
 
@@ -417,27 +420,31 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         )
         logits = np.full((len(y), len(self.classes_)), -np.inf)
         used = np.zeros(len(y), dtype=bool)
-        for i, (train, test) in enumerate(folds.split(X, y)):
-            if np.unique(y[train]).size < 2:
-                continue
-            if self.verbose:
-                print(f"Calibration: training fold model {i + 1} of {k}")
-            model = clone(self).set_params(
-                calibrate=False,
-                warm_start=False,
-                verbose=0,
-                random_state=self.random_state_.randint(_SEED_MAX),
+        try:
+            for i, (train, test) in enumerate(folds.split(X, y)):
+                if np.unique(y[train]).size < 2:
+                    continue
+                model = clone(self).set_params(
+                    calibrate=False,
+                    warm_start=False,
+                    random_state=self.random_state_.randint(_SEED_MAX),
+                )
+                model._progress_label = f"calibration fold {i + 1}/{k}"
+                # callbacks follow this fit's epochs; the internal fold fits stay silent
+                vars(model).pop("_skl_callbacks", None)
+                with warnings.catch_warnings(), nested_fit():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    model.fit(X[train], y[train])
+                logits[np.ix_(test, model.classes_)] = model._logits(X[test])
+                used[test] = np.isin(y[test], model.classes_)
+        except KeyboardInterrupt:
+            warnings.warn(
+                f"{type(self).__name__}: calibration interrupted by the user; the "
+                f"model is trained and keeps temperature_={self.temperature_:.3g}.",
+                UserWarning,
+                stacklevel=4,
             )
-            # callbacks follow this fit's epochs; the internal fold fits stay silent
-            vars(model).pop("_skl_callbacks", None)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(X[train], y[train])
-            if model._interrupted:
-                self._interrupted = True
-                return self.temperature_
-            logits[np.ix_(test, model.classes_)] = model._logits(X[test])
-            used[test] = np.isin(y[test], model.classes_)
+            return self.temperature_
         if not used.any():
             return 1.0
         be = self._torch()
@@ -481,28 +488,29 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     def _needs_validation(self):
         return self.early_stopping or (self.calibrate and self.calibration_cv is None)
 
-    def _begin_fit(self, be, device, X, y):
+    def _train_context(self, be, device, X, y):
+        """The replay buffer of SGLD starts, and the peak energy of the epoch."""
         if self._buffer is None:
             gen = be.core.make_rng(self._buffer_seed, device)
             like = be.core.asarray(X[:1], self._dtype, device)
             buffer = be.langevin.uniform((self.buffer_size, X.shape[1]), like, gen)
         else:
-            buffer = be.core.asarray(self._buffer, self._dtype, device)
-        self._buffer_t = buffer
-        self._peak = [None]
+            buffer = be.core.asarray(np.array(self._buffer), self._dtype, device)
+        return {"buffer": buffer, "peak": [None]}
 
-    def _end_fit(self, be, device, X, y, X_val, y_val):
-        self._buffer = be.core.to_numpy(self._buffer_t).copy()
-        del self._buffer_t, self._peak
+    def _commit_context(self, be, ctx):
+        return {"_buffer": be.core.to_numpy(ctx["buffer"]).copy()}
+
+    def _end_fit(self, be, device, X, y, X_val, y_val, interrupted):
         if X_val is not None and self.calibrate and self.calibration_cv is None:
             logits = be.core.asarray(self._logits(X_val), np.float64, device)
             target = be.core.as_target(y_val, device)
             self.temperature_ = be.langevin.fit_temperature(logits, target)
 
-    def _loss_fn(self, be, device, generator):
+    def _loss_fn(self, be, device, generator, net, ctx):
         return be.langevin.make_train_loss(
-            self._net,
-            self._buffer_t,
+            net,
+            ctx["buffer"],
             sgld_steps=self.sgld_steps,
             sgld_step_size=self.sgld_step_size,
             sgld_noise=self.sgld_noise,
@@ -510,23 +518,17 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
             energy_weight=self.energy_weight,
             energy_l2=self.energy_l2,
             generator=generator,
-            peak=self._peak,
+            peak=ctx["peak"],
         )
 
     def _network_input(self, X):
         return self._to_internal(X)
 
-    def _divergence_reason(self):
-        peak, self._peak[0] = self._peak[0], None
+    def _divergence_reason(self, ctx):
+        peak, ctx["peak"][0] = ctx["peak"][0], None
         if peak is not None and not float(peak) <= _MAX_ENERGY:
             return f"energies reached {float(peak):.3g}"
         return None
-
-    def _snapshot_extra(self):
-        return self._buffer_t.clone()
-
-    def _restore_extra(self, snap):
-        self._buffer_t.copy_(snap)
 
     def _validation_score(self, X, y):
         return float(np.mean(np.argmax(self._logits(X), axis=1) == y))
@@ -757,7 +759,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         seed = rs.randint(_SEED_MAX)
         be = self._torch()
         device = be.core.resolve_device(self.device)
-        net = self._ensure_module(be, device)
+        net = self._module(be, device)
         gen = be.core.make_rng(seed, device)
         like = be.core.asarray(np.zeros((1, self.n_features_in_)), self._dtype, device)
         x0 = be.langevin.uniform((n_samples, self.n_features_in_), like, gen)

@@ -1,23 +1,24 @@
-"""The one training loop of the torch-only neural estimators.
+"""The torch-only neural estimators' side of the training engine.
 
-:class:`NeuralFitMixin` is to ``LangevinEBMClassifier`` and ``VAETransformer`` what
-:class:`skebm.base.IterativeFitMixin` is to the RBM: ``fit`` = reset + epochs of the
-same per-batch step that ``partial_fit`` runs once (STYLE rule 4). It adds what
-``MLPClassifier`` users expect: ``tol`` / ``n_iter_no_change`` convergence,
+:class:`NeuralFitMixin` gives ``LangevinEBMClassifier`` and ``VAETransformer``
+``fit`` = reset + epochs of the same per-batch step that ``partial_fit`` runs once
+(CONTRIBUTING, convention 4), driven by :func:`skebm._engine.run_epochs`. It adds
+what ``MLPClassifier`` users expect: ``tol`` / ``n_iter_no_change`` convergence,
 ``early_stopping`` on a held-out ``validation_fraction``, ``warm_start``,
-``loss_curve_``; and what energy models need: divergence detection with rollback,
-and KeyboardInterrupt handling that leaves a usable model. Torch work runs within the
-caller's thread budget (``core.thread_limit`` of the torch backend) and each epoch is
-a scikit-learn callback task (:mod:`skebm.utils._callbacks`).
+``loss_curve_``. Torch work runs within the caller's thread budget
+(``core.thread_limit`` of the torch backend).
 
-The torch module, its optimiser and generator live in private attributes while the
-estimator is in memory; pickles (and skops files) hold their state as NumPy arrays
-only, so a model fitted on a GPU loads on a machine without one. This module never
-imports torch: it reaches it through :func:`require_torch`.
+The estimator's ``__dict__`` never holds a torch object: the trained module and its
+optimiser live there as NumPy ``_net_state`` / ``_optim_state``, and the module that
+predictions run on is built from them once, under a lock, and kept outside the
+estimator (:func:`skebm._engine.lazy`). So pickles and skops files hold NumPy only, a
+model fitted on a GPU loads anywhere, and a just-loaded model serves many threads.
+This module never imports torch: it reaches it through :func:`require_torch`.
 """
 
+import copy
 import functools
-import time
+import itertools
 import warnings
 
 import numpy as np
@@ -26,12 +27,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
 from skebm._backends import get_backend
+from skebm._engine import Trainer, keep, lazy, run_epochs
 from skebm.base import _SEED_MAX, VersionedStateMixin
 from skebm.utils._callbacks import CallbackSupport, EpochTasks
 
-#: private attributes tied to torch (objects, their device): never pickled; the module
-#: and optimiser travel as NumPy ``_net_state`` / ``_optim_state`` instead
-_TORCH_ATTRS = ("_net", "_optim", "_net_device")
+#: names of fitted module states: the key under which the built module is kept
+_STATE_IDS = itertools.count()
 
 #: hidden-layer activations of the default networks (the keys of the torch backend's
 #: ``nn.ACTIVATIONS`` registry; listed here so that validation needs no torch)
@@ -58,20 +59,155 @@ def require_torch(owner):
         ) from exc
 
 
-class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
-    """Shared ``fit`` / ``partial_fit`` loop for estimators built on a torch module.
+class _NeuralTrainer(Trainer):
+    """A torch module, its Adam optimiser and the estimator's extra training tensors
+    (``ctx``), trained one epoch at a time."""
 
-    Subclasses provide:
+    def __init__(self, est, be, device, X, y, X_val, y_val, *, first, incremental):
+        self.est, self.be, self.device = est, be, device
+        self.X_val, self.y_val = X_val, y_val
+        self.incremental = incremental
+        seed = est.random_state_.randint(_SEED_MAX)
+        self.seed = seed
+        if first:
+            self.net = be.nn.build(est._module_factory(be), seed, device, est._dtype)
+            self.optim = be.nn.adam(self.net, est.learning_rate_init)
+        else:
+            self.net = est._build_module(be, device, est._net_state)
+            self.optim = be.nn.adam(self.net, est.learning_rate_init)
+            if est._optim_state is not None:
+                be.nn.load_optimizer_state(self.optim, est._optim_state, device)
+        self.ctx = est._train_context(be, device, X, y)
+        generator = be.core.make_rng(seed, device)
+        self.loss_fn = est._loss_fn(be, device, generator, self.net, self.ctx)
+        self.Xt = be.core.asarray(est._network_input(X), est._dtype, device)
+        self.yt = None if y is None else be.core.as_target(y, device)
+        self.batch_size = est._resolved_batch_size(X.shape[0])
+        # convergence bookkeeping, committed with the model
+        track = est.early_stopping and X_val is not None
+        self.book = {
+            "best_loss_": getattr(est, "best_loss_", np.inf) if not first else np.inf,
+            "_no_improvement_count": 0
+            if (first or not incremental)
+            else est._no_improvement_count,
+        }
+        if track:
+            self.book.update(validation_scores_=[], best_validation_score_=-np.inf)
+        self.best_state = None
+
+    def snapshot(self):
+        return (
+            self.be.nn.snapshot(self.net, self.optim),
+            self.be.nn.clone_tree(self.ctx),
+            copy.deepcopy(self.book),
+            self.best_state,
+        )
+
+    def restore(self, snap):
+        self.be.nn.restore(self.net, self.optim, snap[0])
+        self.be.nn.copy_tree_(self.ctx, snap[1])
+        self.book = copy.deepcopy(snap[2])
+        self.best_state = snap[3]
+
+    def run_epoch(self, order, learning_rate):
+        be, est = self.be, self.est
+        be.nn.set_learning_rate(self.optim, learning_rate)
+        with be.nn.seeded(self.seed, self.device):  # dropout: reproducible
+            self.seed = (self.seed + 1) % _SEED_MAX
+            loss, _ = be.nn.train_epoch(
+                self.net,
+                self.optim,
+                be.nn.batches((self.Xt, self.yt), self.batch_size, order),
+                self.loss_fn,
+                alpha=est.alpha,
+            )
+        return loss
+
+    def divergence(self, loss):
+        extra = self.est._divergence_reason(self.ctx)  # resets per-epoch statistics
+        if not np.isfinite(loss):
+            return "the training loss became non-finite"
+        if not self.be.nn.params_finite(self.net):
+            return "the network's parameters became non-finite"
+        return extra
+
+    def end_epoch(self, loss):
+        """MLPClassifier's rule: stop after ``n_iter_no_change`` epochs without a
+        ``tol`` improvement of the validation score (or of the training loss)."""
+        est, book = self.est, self.book
+        if "validation_scores_" in book:
+            score = est._score_network(
+                self.be, self.device, self.net, self.X_val, self.y_val
+            )
+            book["validation_scores_"].append(score)
+            if not score < book["best_validation_score_"] + est.tol:
+                book["_no_improvement_count"] = 0
+            else:
+                book["_no_improvement_count"] += 1
+            if score > book["best_validation_score_"]:
+                book["best_validation_score_"] = score
+                self.best_state = self.be.nn.module_state(self.net)
+        else:
+            if loss > book["best_loss_"] - est.tol:
+                book["_no_improvement_count"] += 1
+            else:
+                book["_no_improvement_count"] = 0
+            book["best_loss_"] = min(book["best_loss_"], loss)
+        self.last_loss = loss
+        return (
+            not self.incremental
+            and book["_no_improvement_count"] > est.n_iter_no_change
+        )
+
+    def monitor(self):
+        scores = self.book.get("validation_scores_")
+        if scores:
+            return "validation score", scores[-1]
+        return "loss", self.last_loss
+
+    def model_state(self, snap, n_epochs):
+        to_numpy = self.be.core.to_numpy
+        return {
+            "_net_state": {k: to_numpy(v).copy() for k, v in snap[0][0].items()},
+            "_state_id": next(_STATE_IDS),
+            "n_iter_": getattr(self.est, "n_iter_", 0) + n_epochs,
+        }
+
+    def commit(self, snap, n_epochs, objectives):
+        be, est = self.be, self.est
+        self.restore(snap)
+        if self.best_state is not None:
+            be.nn.load_module_state(self.net, self.best_state)
+        fitted = dict(
+            self.book,
+            _net_state=be.nn.module_state(self.net),
+            _optim_state=be.nn.optimizer_state(self.optim),
+            n_iter_=getattr(est, "n_iter_", 0) + n_epochs,
+            loss_curve_=list(getattr(est, "loss_curve_", [])) + objectives,
+        )
+        fitted.update(est._commit_context(be, self.ctx))
+        vars(est).update(fitted)
+        est._keep_module(be, self.device, self.net)
+
+
+class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
+    """Shared ``fit`` / ``partial_fit`` for estimators built on a torch module.
+
+    Every call starts from the current ``learning_rate_init`` (halved within the
+    call if an epoch diverges). Subclasses provide:
 
     * ``_validate_fit_data(X, y, reset, classes)`` -> validated ``(X, y)``;
       ``y`` is ``None`` or an integer / float NumPy array aligned with X,
     * ``_initialize(X, y)`` -> fitted metadata (ranges, ``classes_`` ...),
     * ``_module_factory(be)`` -> a zero-argument callable building the module,
-    * ``_loss_fn(be, device, generator)`` -> ``loss_fn(Xb, yb) -> (loss, monitor)``,
+    * ``_loss_fn(be, device, generator, net, ctx)`` ->
+      ``loss_fn(Xb, yb) -> (loss, monitor)``,
     * ``_validation_score(X, y)`` -> float, higher is better (early stopping),
-    * optionally ``_stratify`` (bool), ``_begin_fit`` / ``_end_fit`` hooks,
-      ``_divergence_reason()`` (a string when training exploded) and
-      ``_on_divergence(rollbacks)``.
+    * optionally ``_stratify`` (bool); ``_train_context(be, device, X, y)`` -> a
+      dict of extra training tensors (rolled back with the module) and
+      ``_commit_context(be, ctx)`` -> the attributes they leave;
+      ``_divergence_reason(ctx)`` (a string when training exploded);
+      ``_end_fit(be, device, X, y, X_val, y_val, interrupted)``.
     """
 
     #: rollbacks allowed in one fit before it gives up with an error
@@ -79,56 +215,56 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     #: split stratified by y (classifiers)
     _stratify = False
 
-    # -- torch objects <-> NumPy state ----------------------------------------------
+    _divergence_advice = "Lower `learning_rate_init` or scale the data."
+
+    # -- the module, built from NumPy state ------------------------------------------
 
     def _torch(self):
         return require_torch(type(self).__name__)
 
-    def _ensure_module(self, be, device):
-        """The cached module on ``device``, rebuilt from NumPy state after unpickling."""
-        net = getattr(self, "_net", None)
-        if net is None:
-            net = be.nn.build(self._module_factory(be), 0, device, self._dtype)
-            be.nn.load_module_state(net, self._net_state)
-            self._net = net
-            self._optim = be.nn.adam(net, self.learning_rate_)
-            if getattr(self, "_optim_state", None) is not None:
-                be.nn.load_optimizer_state(self._optim, self._optim_state, device)
-            self._net_state = self._optim_state = None
-            self._net_device = device
-        elif self._net_device != device:
-            net.to(device)
-            # optimiser moments follow their parameters
-            state = be.nn.optimizer_state(self._optim)
-            self._optim = be.nn.adam(net, self.learning_rate_)
-            be.nn.load_optimizer_state(self._optim, state, device)
-            self._net_device = device
-        return net
+    def _build_module(self, be, device, net_state):
+        net = be.nn.build(self._module_factory(be), 0, device, self._dtype)
+        return be.nn.load_module_state(net, net_state)
+
+    def _module(self, be, device):
+        """The module of the fitted state on ``device``: built once, under a lock,
+        and kept outside ``__dict__`` (never pickled, never copied)."""
+        return lazy(
+            self,
+            (self._state_id, device),
+            lambda: self._build_module(be, device, self._net_state),
+        )
+
+    def _keep_module(self, be, device, net):
+        self._state_id = next(_STATE_IDS)
+        keep(self, (self._state_id, device), net)
+
+    @property
+    def _net(self):
+        """The fitted module on the estimator's device (for inspection)."""
+        be = self._torch()
+        return self._module(be, be.core.resolve_device(self.device))
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state = dict(state)
-        if state.get("_net") is not None:
-            be = self._torch()
-            state["_net_state"] = be.nn.module_state(state["_net"])
-            state["_optim_state"] = be.nn.optimizer_state(state["_optim"])
-        for attr in _TORCH_ATTRS:
-            state.pop(attr, None)
+        state = dict(super().__getstate__())
         if "_dtype" in state:  # a name, not a numpy.dtype: skops trusts str
             state["_dtype"] = np.dtype(state["_dtype"]).name
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        for attr in ("_net", "_optim", "_net_device"):  # pickles of 0.1.0.dev0
+            state.pop(attr, None)
+        state.setdefault("_state_id", next(_STATE_IDS))
         super().__setstate__(state)
         if hasattr(self, "_dtype"):
             self._dtype = np.dtype(self._dtype)
-        self._net = self._optim = None
 
     def _predict_tensor(self, X, fn, dtype=None, batch_rows=4096):
         """Apply ``fn(be, net, block)`` (a tensor function) to X in row blocks."""
         be = self._torch()
         device = be.core.resolve_device(self.device)
-        net = self._ensure_module(be, device)
+        net = self._module(be, device)
         dtype = dtype or self._dtype
         with be.core.thread_limit():
             out = [
@@ -147,43 +283,68 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         return min(self.batch_size, n_samples)
 
     def _fit(self, X, y=None, *, incremental, classes=None):
+        self._train(X, y, incremental=incremental, classes=classes)
+        return self
+
+    def _train(self, X, y=None, *, incremental, classes=None, label=None):
+        """One fit or partial_fit; True when the user interrupted it."""
         be = self._torch()
         device = be.core.resolve_device(self.device)
         first = not hasattr(self, "n_iter_") or not (incremental or self.warm_start)
         data = X, y  # for the callbacks: the validated X is scaled, y encoded
-        self._interrupted = False
         X, y = self._validate_fit_data(X, y, reset=first, classes=classes)
         if first:
+            for attr in (
+                "n_iter_",
+                "loss_curve_",
+                "best_loss_",
+                "validation_scores_",
+                "best_validation_score_",
+            ):
+                vars(self).pop(attr, None)
             self.random_state_ = check_random_state(self.random_state)
             self._dtype = X.dtype
             self._initialize(X, y)
-            seed = self.random_state_.randint(_SEED_MAX)
-            self._net = be.nn.build(self._module_factory(be), seed, device, X.dtype)
-            self._net_device = device
-            self.learning_rate_ = float(self.learning_rate_init)
-            self._optim = be.nn.adam(self._net, self.learning_rate_)
-            self.n_iter_ = 0
-            self.loss_curve_ = []
-            self.best_loss_ = np.inf
-            self._no_improvement_count = 0
-        else:
-            self._ensure_module(be, device)
         X_val = y_val = None
         if not incremental and self._needs_validation():
             X, X_val, y, y_val = self._split(X, y)
-        if not incremental and self.early_stopping:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self._no_improvement_count = 0
-        tasks = EpochTasks(self, 1 if incremental else self.max_iter, *data)
+        n_epochs = 1 if incremental else self.max_iter
+        tasks = EpochTasks(self, n_epochs, *data)
         with be.core.thread_limit():  # torch within the caller's thread budget
-            self._begin_fit(be, device, X, y)
-            self._run_epochs(
-                be, device, X, y, X_val, y_val, incremental=incremental, tasks=tasks
+            trainer = _NeuralTrainer(
+                self,
+                be,
+                device,
+                X,
+                y,
+                X_val,
+                y_val,
+                first=first,
+                incremental=incremental,
             )
-            self._end_fit(be, device, X, y, X_val, y_val)
+            self.learning_rate_, stopped, interrupted = run_epochs(
+                self,
+                trainer,
+                n_epochs=n_epochs,
+                n_rows=X.shape[0],
+                shuffle=not incremental,
+                seed=self.random_state_.randint(_SEED_MAX),
+                learning_rate=float(self.learning_rate_init),
+                tasks=tasks,
+                advice=self._divergence_advice,
+                max_rollbacks=self._max_rollbacks,
+                label=label,
+            )
+            self._end_fit(be, device, X, y, X_val, y_val, interrupted)
         tasks.end_fit()
-        return self
+        if not incremental and not stopped and self.max_iter > 0:
+            warnings.warn(
+                f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
+                "and the optimisation has not converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        return interrupted
 
     def _needs_validation(self):
         return self.early_stopping
@@ -205,156 +366,29 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
                 pass
         return split(X, y)
 
-    def _run_epochs(self, be, device, X, y, X_val, y_val, *, incremental, tasks):
-        net, dtype = self._net, self._dtype
-        seed = self.random_state_.randint(_SEED_MAX)
-        order_rng = np.random.default_rng(seed)
-        generator = be.core.make_rng(seed, device)
-        loss_fn = self._loss_fn(be, device, generator)
-        Xt = be.core.asarray(self._network_input(X), dtype, device)
-        yt = None if y is None else be.core.as_target(y, device)
-        batch_size = self._resolved_batch_size(X.shape[0])
-        n_epochs = 1 if incremental else self.max_iter
-        best_state = None
-        rollbacks = epoch = 0
-        snap = None
-        stopped = False
-        with be.nn.seeded(seed, device):  # dropout in user modules: reproducible
-            try:
-                while epoch < n_epochs:
-                    tic = time.perf_counter()
-                    tasks.begin_epoch({})  # a copy of self pickles the net's state
-                    snap = be.nn.snapshot(net, self._optim), self._snapshot_extra()
-                    order = None if incremental else order_rng.permutation(len(X))
-                    loss, _ = be.nn.train_epoch(
-                        net,
-                        self._optim,
-                        be.nn.batches((Xt, yt), batch_size, order),
-                        loss_fn,
-                        alpha=self.alpha,
-                    )
-                    reason = self._divergence(be, loss)
-                    if reason is not None:
-                        rollbacks += 1
-                        be.nn.restore(net, self._optim, snap[0])
-                        self._restore_extra(snap[1])
-                        self._on_divergence(be, rollbacks, reason)
-                        continue
-                    epoch += 1
-                    self.n_iter_ += 1
-                    self.loss_curve_.append(loss)
-                    if self.early_stopping and X_val is not None:
-                        score = self._validation_score(X_val, y_val)
-                        self.validation_scores_.append(score)
-                        if score > self.best_validation_score_:
-                            best_state = be.nn.module_state(net)
-                    stop = self._update_no_improvement_count()
-                    if self.verbose:
-                        extra = (
-                            f", validation score = {self.validation_scores_[-1]:.4f}"
-                            if self.early_stopping and X_val is not None
-                            else ""
-                        )
-                        print(
-                            f"[{type(self).__name__}] epoch {self.n_iter_}, "
-                            f"loss = {loss:.4f}{extra}, "
-                            f"time = {time.perf_counter() - tic:.2f}s"
-                        )
-                    if tasks.end_epoch({}):
-                        stopped = True  # a callback asked to stop
-                        break
-                    if stop and not incremental:
-                        stopped = True
-                        break
-            except KeyboardInterrupt:
-                self._interrupted = True
-                tasks.abort_epoch()
-                warnings.warn(
-                    f"Training interrupted by the user after {self.n_iter_} epochs; "
-                    "the model keeps the parameters of the last completed batch.",
-                    UserWarning,
-                    stacklevel=4,
-                )
-                stopped = True
-                if snap is not None and not be.nn.params_finite(net):
-                    be.nn.restore(net, self._optim, snap[0])
-                    self._restore_extra(snap[1])
-        if best_state is not None:
-            self.best_validation_score_ = max(self.validation_scores_)
-            be.nn.load_module_state(net, best_state)
-        if not incremental and not stopped and self.max_iter > 0:
-            warnings.warn(
-                f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
-                "and the optimisation has not converged yet.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-
-    def _update_no_improvement_count(self):
-        """MLPClassifier's rule: stop after ``n_iter_no_change`` epochs without a
-        ``tol`` improvement of the validation score (or of the training loss)."""
-        if self.early_stopping and getattr(self, "validation_scores_", None):
-            score = self.validation_scores_[-1]
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            self.best_validation_score_ = max(self.best_validation_score_, score)
-        else:
-            loss = self.loss_curve_[-1]
-            if loss > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            self.best_loss_ = min(self.best_loss_, loss)
-        return self._no_improvement_count > self.n_iter_no_change
-
-    def _divergence(self, be, loss):
-        """A reason string if the epoch blew up, else None."""
-        extra = self._divergence_reason()  # always called: it resets per-epoch stats
-        if not np.isfinite(loss):
-            return "the training loss became non-finite"
-        if not be.nn.params_finite(self._net):
-            return "the network's parameters became non-finite"
-        return extra
-
-    def _on_divergence(self, be, rollbacks, reason):
-        """Halve the learning rate and warn, or raise after ``_max_rollbacks``."""
-        if rollbacks > self._max_rollbacks:
-            raise FloatingPointError(
-                f"{type(self).__name__} diverged {rollbacks} times ({reason}) even "
-                f"after lowering the learning rate to {self.learning_rate_:.3g}. "
-                f"{self._divergence_advice}"
-            )
-        self.learning_rate_ *= 0.5
-        be.nn.set_learning_rate(self._optim, self.learning_rate_)
-        warnings.warn(
-            f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1} ({reason}); "
-            "rolled back to the start of the epoch and halved the learning rate to "
-            f"{self.learning_rate_:.3g}.",
-            ConvergenceWarning,
-            stacklevel=5,
-        )
-
-    _divergence_advice = "Lower `learning_rate_init` or scale the data."
+    def _score_network(self, be, device, net, X, y):
+        """``_validation_score`` of the module being trained (not the fitted one)."""
+        keep(self, ("training", device), net)
+        previous, self._state_id = getattr(self, "_state_id", None), "training"
+        try:
+            return self._validation_score(X, y)
+        finally:
+            self._state_id = previous
 
     # -- default hooks ----------------------------------------------------------------
 
-    def _divergence_reason(self):
+    def _divergence_reason(self, ctx):
         return None
 
     def _network_input(self, X):
         """Validated training rows -> what the network is trained on (NumPy)."""
         return X
 
-    def _snapshot_extra(self):
-        return None
+    def _train_context(self, be, device, X, y):
+        return {}
 
-    def _restore_extra(self, snap):
-        pass
+    def _commit_context(self, be, ctx):
+        return {}
 
-    def _begin_fit(self, be, device, X, y):
-        pass
-
-    def _end_fit(self, be, device, X, y, X_val, y_val):
+    def _end_fit(self, be, device, X, y, X_val, y_val, interrupted):
         pass

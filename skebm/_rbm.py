@@ -1,9 +1,17 @@
 """Restricted Boltzmann machine: a drop-in superset of sklearn's BernoulliRBM."""
 
 import hashlib
+import os
+import sys
+import threading
+import time
+import warnings
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
+import sklearn
 from scipy.special import logit
 from sklearn.base import (
     BaseEstimator,
@@ -22,6 +30,7 @@ from skebm.base import (
     EnergyMixin,
     IterativeFitMixin,
 )
+from skebm._engine import transaction
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._validation import clip_unit_interval
 
@@ -32,8 +41,34 @@ EXACT_MAX_UNITS = 20
 #: parameters beyond this size mean training has diverged (NaN compares False too)
 _MAX_WEIGHT = 1e6
 
+#: an epoch whose pseudo-log-likelihood per feature falls below this many times
+#: the uniform model's (log 1/2) has overshot: the RBM is worse than no model
+_PL_LIMIT = 1.2 * np.log(0.5)
+
+#: the pseudo-likelihood judges divergence only on calls that see this many rows
+#: (on fewer, one random flip per row is too noisy)
+_PL_MIN_ROWS = 100
+
 #: sliding-average rate of the centring offsets (Melchior et al. 2016 use 0.01)
 _OFFSET_RATE = 0.01
+
+#: ``log_partition(method="exact")`` refuses to enumerate more states than this
+#: unless called with a larger ``max_states`` (the cost grows as 2**units times the
+#: width of the other layer).
+EXACT_MAX_STATES = 1 << 24
+
+#: bytes of temporaries per row block of inference and per chunk of enumerated states
+_BLOCK_BYTES = 1 << 25
+
+#: Gaussian visible units have unit variance: feature standard deviations outside
+#: this range at fit, or data farther than its upper end (root mean square) from the
+#: visible means at inference, are far from it
+_GAUSSIAN_STD_RANGE = (0.25, 4.0)
+
+_GAUSSIAN_ADVICE = (
+    "Gaussian visible units have unit variance: standardise X first (e.g. "
+    "StandardScaler) and use a learning_rate of about 0.001 to 0.01."
+)
 
 
 def _ais_betas(n_betas):
@@ -48,6 +83,110 @@ def _ais_betas(n_betas):
             np.linspace(0.9, 1.0, n3),
         ]
     )
+
+
+#: folders whose frames a warning skips, to point at the user's line
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for path in (__file__, sklearn.__file__)
+)
+
+
+def _user_stacklevel():
+    """``stacklevel`` that makes a warning issued by the caller of this function
+    point at the first frame outside skebm and scikit-learn."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _rescaled(X):
+    """X divided by its largest magnitude m (CSR stays CSR), and m; squares of the
+    rescaled values cannot overflow."""
+    data = X.data if sp.issparse(X) else X
+    m = float(np.abs(data).max(initial=0.0))
+    return (X / m if m > 1e100 else X), (m if m > 1e100 else 1.0)
+
+
+def _check_gaussian_scale(X):
+    """Warn when the features of X have standard deviations far from 1.
+
+    Gaussian visible units model each feature with unit variance: much wider data
+    give huge energies and gradients (training at the usual rates diverges), much
+    narrower data a poor density. Constant features are left aside. Call it on the
+    training data of ``visible="gaussian"``; it needs at least two rows.
+    """
+    if X.shape[0] < 2:
+        return
+    Xs, m = _rescaled(X)
+    if sp.issparse(Xs):
+        mean = np.asarray(Xs.mean(axis=0)).ravel()
+        var = np.asarray(Xs.multiply(Xs).mean(axis=0)).ravel() - mean**2
+    else:
+        var = Xs.var(axis=0)
+    std = m * np.sqrt(np.clip(var, 0.0, None))
+    std = std[std > 1e-12 * max(m, 1.0)]
+    low, high = _GAUSSIAN_STD_RANGE
+    if std.size and (std.min() < low or std.max() > high):
+        warnings.warn(
+            f"X has feature standard deviations in [{std.min():.3g}, "
+            f"{std.max():.3g}] (constant features aside), far from 1. "
+            + _GAUSSIAN_ADVICE,
+            UserWarning,
+            stacklevel=_user_stacklevel(),
+        )
+
+
+def _check_gaussian_distance(X, means):
+    """Warn when X lies far from the visible means, in root mean square over all its
+    entries (the inference-time counterpart of :func:`_check_gaussian_scale`, which
+    needs no second row)."""
+    if X.shape[0] == 0:
+        return
+    Xs, m = _rescaled(X)
+    means = means / m
+    if sp.issparse(Xs):
+        total = (
+            Xs.multiply(Xs).sum()
+            - 2.0 * float(np.asarray(Xs.sum(axis=0)).ravel() @ means)
+            + Xs.shape[0] * float(means @ means)
+        )
+    else:
+        total = float(np.square(Xs - means).sum())
+    rms = m * np.sqrt(max(total, 0.0) / (X.shape[0] * X.shape[1]))
+    if rms > _GAUSSIAN_STD_RANGE[1]:
+        warnings.warn(
+            f"X lies at a root mean square distance of {rms:.3g} from the visible "
+            f"means (intercept_visible_), far from the unit scale of the model. "
+            + _GAUSSIAN_ADVICE,
+            UserWarning,
+            stacklevel=_user_stacklevel(),
+        )
+
+
+def _ais_standard_error(log_w):
+    """Standard error of the AIS estimate log Z = log Z_0 + log mean(w), from the
+    importance weights w by the delta method: sd(w) / (sqrt(n) mean(w)).
+
+    inf for a single chain, whose spread is unknown.
+    """
+    n = log_w.size
+    if n < 2:
+        return float("inf")
+    w = np.exp(log_w - log_w.max())
+    return float(w.std(ddof=1) / (np.sqrt(n) * w.mean()))
+
+
+#: one lock per RBM, kept outside its ``__dict__`` (pickles, clones and the
+#: transactions of fit never see it), under which it computes and caches log Z
+_LOG_Z_LOCKS = weakref.WeakKeyDictionary()
+_LOG_Z_LOCKS_GUARD = threading.Lock()
+
+
+def _log_z_lock(rbm):
+    with _LOG_Z_LOCKS_GUARD:
+        return _LOG_Z_LOCKS.setdefault(rbm, threading.Lock())
 
 
 @substitute_docstring
@@ -328,6 +467,7 @@ class RBM(
 
     # -- fitting ---------------------------------------------------------------------
 
+    @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the model to X by ``n_iter`` epochs of CD-k / PCD-k.
@@ -355,6 +495,7 @@ class RBM(
         """
         return self._fit(X, reset=True)
 
+    @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Run one pass over X, in order, in minibatches of ``batch_size``.
@@ -418,7 +559,6 @@ class RBM(
         self._offset_hidden = np.full(self.n_components, 0.5 if self.centered else 0.0)
         for attr in self._state_names.values():
             setattr(self, attr, getattr(self, attr).astype(dtype, copy=False))
-        self.learning_rate_ = float(self.learning_rate)
         self._ais_seed = rs.randint(_SEED_MAX)
         self._log_z_cache = {}
 
@@ -448,12 +588,43 @@ class RBM(
             rng=rng,
         )
 
-    def _diverged(self, backend, state):
-        """Non-finite or exploded parameters (|W| > 1e6 saturates every unit)."""
-        limits = {"W": _MAX_WEIGHT, "b": _MAX_WEIGHT * 1e3, "c": _MAX_WEIGHT * 1e3}
-        return not all(
-            backend.core.max_abs(state[name]) <= limit for name, limit in limits.items()
+    _divergence_advice = (
+        "Lower `learning_rate`, scale the data (StandardScaler for "
+        "visible='gaussian', MinMaxScaler for 'bernoulli'), or add `weight_decay`."
+    )
+
+    def _learning_rate(self):
+        return self.learning_rate
+
+    def _objective(self, backend, state, X):
+        """Minus the mean pseudo-log-likelihood per feature of up to 1000 rows
+        (Bernoulli visible units; NaN for Gaussian ones), with one flipped unit
+        per row drawn from a fixed seed."""
+        if self.visible != "bernoulli" or X.shape[0] < _PL_MIN_ROWS:
+            return float("nan")
+        v = backend.core.asarray(X[:1000], self._dtype, state["W"].device)
+        cols = np.random.default_rng(0).integers(0, X.shape[1], v.shape[0])
+        pl = backend.rbm.pseudo_likelihood(
+            v, cols, state["W"], state["b"], state["c"], self.visible
         )
+        return -backend.core.to_float(pl.mean()) / X.shape[1]
+
+    def _divergence(self, backend, state, objective):
+        """Why the epoch diverged, or None: non-finite or exploded parameters
+        (|W| > 1e6 saturates every unit), or, for Bernoulli visible units, a
+        pseudo-log-likelihood per feature 20% below the uniform model's: the
+        updates overshot (a learning rate far too large)."""
+        limits = {"W": _MAX_WEIGHT, "b": _MAX_WEIGHT * 1e3, "c": _MAX_WEIGHT * 1e3}
+        if not all(
+            backend.core.max_abs(state[name]) <= limit for name, limit in limits.items()
+        ):
+            return "non-finite or exploding parameters"
+        if objective > -_PL_LIMIT:  # NaN (not judged) compares False
+            return (
+                f"pseudo-log-likelihood per feature {-objective:.3g}, below the "
+                f"uniform model's {np.log(0.5):.3g}"
+            )
+        return None
 
     def _monitor(self, backend, state, X):
         v = backend.core.asarray(X[:1000], self._dtype, state["W"].device)
@@ -464,26 +635,67 @@ class RBM(
     # -- inference -------------------------------------------------------------------
 
     def _check_X(self, X):
+        """Validate X for inference, warning (once, at the public method's caller)
+        about data the visible units do not model: Bernoulli inputs outside [0, 1]
+        are clipped, Gaussian ones far from unit scale are kept."""
         check_is_fitted(self)
         X = validate_data(
             self, X, accept_sparse="csr", dtype=(np.float64, np.float32), reset=False
         )
-        return clip_unit_interval(X) if self.visible == "bernoulli" else X
+        if self.visible == "bernoulli":
+            return clip_unit_interval(X, warn=True, stacklevel=_user_stacklevel() + 1)
+        _check_gaussian_distance(X, self.intercept_visible_)
+        return X
 
     def _params(self):
         backend, device = self._get_backend()
         params = self._load_state(backend, device, self._param_names, self._dtype)
         return backend, device, params
 
-    def _map(self, X, fn):
-        """Apply fn(backend, params, block) to X block by block; NumPy out."""
+    def _block_rows(self):
+        """Rows per inference block: about ``_BLOCK_BYTES`` of temporaries."""
+        row_bytes = 3 * self._dtype.itemsize * sum(self.components_.shape)
+        return max(1, _BLOCK_BYTES // row_bytes)
+
+    def _map(self, X, fn, method, *row_args):
+        """Apply fn(backend.rbm, params, block, *row_arg_blocks) to X in row blocks
+        bounded in bytes; NumPy out, finite or a ValueError naming the cause."""
         backend, device, p = self._params()
-        return self._map_rows(
-            backend, device, X, lambda block: fn(backend.rbm, p, block), self._dtype
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._map_rows(
+                backend,
+                device,
+                X,
+                lambda block, *args: fn(backend.rbm, p, block, *args),
+                self._dtype,
+                *row_args,
+                batch_rows=self._block_rows(),
+            )
+        return self._finite(out, X, method)
+
+    def _finite(self, out, X, method):
+        """``out``, or a ValueError that says why some of it overflowed."""
+        if np.isfinite(out).all():
+            return out
+        data = X.data if sp.issparse(X) else X
+        peak = float(np.abs(data).max(initial=0.0))
+        w_max = float(np.abs(self.components_).max(initial=0.0))
+        advice = (
+            "Standardise X as the training data (e.g. StandardScaler)."
+            if self.visible == "gaussian"
+            else "The parameters are too large: refit with a lower learning_rate."
+        )
+        raise ValueError(
+            f"{type(self).__name__}.{method} overflows {self._dtype.name} "
+            f"arithmetic: X has values up to {peak:.3g} in magnitude and "
+            f"components_ up to {w_max:.3g}. {advice}"
         )
 
     def transform(self, X):
         """Compute the hidden activation probabilities P(h = 1 | v).
+
+        For Bernoulli visible units, values outside [0, 1] are clipped to it with a
+        warning, as in :meth:`fit` and every other method that takes visible data.
 
         Parameters
         ----------
@@ -505,7 +717,9 @@ class RBM(
         (4, 2)
         """
         X = self._check_X(X)
-        return self._map(X, lambda ops, p, v: ops.mean_hiddens(v, p["W"], p["c"]))
+        return self._map(
+            X, lambda ops, p, v: ops.mean_hiddens(v, p["W"], p["c"]), "transform"
+        )
 
     def inverse_transform(self, X):
         """Compute the visible means E[v | h] of hidden states or probabilities.
@@ -537,7 +751,9 @@ class RBM(
                 f"{self.n_components} (n_components)."
             )
         return self._map(
-            H, lambda ops, p, h: ops.mean_visibles(h, p["W"], p["b"], self.visible)
+            H,
+            lambda ops, p, h: ops.mean_visibles(h, p["W"], p["b"], self.visible),
+            "inverse_transform",
         )
 
     def free_energy(self, X):
@@ -562,10 +778,13 @@ class RBM(
         >>> rbm.free_energy(X).shape
         (4,)
         """
-        X = self._check_X(X)
+        return self._free_energy(self._check_X(X), "free_energy")
+
+    def _free_energy(self, X, method):
         return self._map(
             X,
             lambda ops, p, v: ops.free_energy(v, p["W"], p["b"], p["c"], self.visible),
+            method,
         )
 
     def energy(self, X):
@@ -594,7 +813,7 @@ class RBM(
         """
         return self.free_energy(X)
 
-    def log_partition(self, method="auto"):
+    def log_partition(self, method="auto", *, return_std=False, max_states=None):
         """Compute the log partition function log Z of the fitted model.
 
         Parameters
@@ -605,11 +824,25 @@ class RBM(
             sampling with ``ais_n_chains`` chains and ``ais_n_betas`` temperatures,
             seeded from ``random_state``; "auto" is exact up to 20 units
             (``skebm._rbm.EXACT_MAX_UNITS``), AIS above.
+        return_std : bool, default=False
+            Also return the standard error of log Z: 0.0 when exact; for AIS, the
+            spread of its importance weights w over the chains, sd(w) / (sqrt(n)
+            mean(w)) (inf with a single chain). It understates the error when the
+            chains miss a mode of the model: more ``ais_n_betas`` or
+            ``ais_n_chains`` are the remedy.
+        max_states : int, default=None
+            Largest number of states that ``method="exact"`` enumerates; above it
+            the call raises a ValueError suggesting ``method="ais"``. None uses
+            ``skebm._rbm.EXACT_MAX_STATES`` (2**24); pass a larger number to
+            enumerate more (its time grows as the number of states times the
+            width of the other layer; the memory stays bounded).
 
         Returns
         -------
         log_z : float
             The log partition function, cached for the current parameters and settings.
+        std : float
+            Its standard error; returned only when ``return_std`` is True.
 
         Examples
         --------
@@ -620,40 +853,98 @@ class RBM(
         >>> log_z = rbm.log_partition()
         >>> bool(np.allclose(rbm.score_samples(X), -rbm.free_energy(X) - log_z))
         True
+        >>> log_z, std = rbm.log_partition(method="ais", return_std=True)
+        >>> bool(std < 0.1)
+        True
         """
         check_is_fitted(self)
         if method not in ("auto", "exact", "ais"):
             raise ValueError(
                 f"method must be 'auto', 'exact' or 'ais', got {method!r}."
             )
+        if max_states is not None and not (
+            isinstance(max_states, Integral) and max_states >= 1
+        ):
+            raise ValueError(f"max_states must be an int >= 1, got {max_states!r}.")
+        n_units, layer = self._enumerated_layer()
         if method == "auto":
-            n_enum = self.n_components
-            if self.visible == "bernoulli":
-                n_enum = min(n_enum, self.n_features_in_)
-            method = "exact" if n_enum <= EXACT_MAX_UNITS else "ais"
-        backend, device, p = self._params()
+            method = "exact" if n_units <= EXACT_MAX_UNITS else "ais"
+        limit = EXACT_MAX_STATES if max_states is None else max_states
+        if method == "exact" and 2**n_units > limit:
+            count = f"2**{n_units}" + (f" = {2**n_units:,}" if n_units <= 40 else "")
+            raise ValueError(
+                f"log_partition(method='exact') would enumerate {count} states of "
+                f"the {layer} layer, more than max_states={limit:,}. Use "
+                "method='ais' for an estimate with a standard error, or pass a "
+                "larger max_states to enumerate anyway."
+            )
         digest = hashlib.blake2b(digest_size=16)
         for name in self._param_names.values():
             digest.update(np.ascontiguousarray(getattr(self, name)).tobytes())
-        # a str key: skops files (JSON schemas) take no tuple keys
-        key = "|".join(
-            map(str, (method, self.backend, self.ais_n_chains, self.ais_n_betas))
-        )
-        key += "|" + digest.hexdigest()
-        cache = self._log_z_cache
-        if key not in cache:
-            with np.errstate(over="ignore"):
-                cache.clear()
-                cache[key] = self._compute_log_partition(backend, device, p, method)
-        return cache[key]
+        # a str key (skops files, JSON schemas, take no tuple keys); the value is
+        # [log_z, standard error]
+        state = digest.hexdigest()
+        key = f"log_z,std|{method}|{self.backend}|{self.ais_n_chains}"
+        key += f"|{self.ais_n_betas}|{state}"
+        # computed once per fitted state and settings, however many threads ask;
+        # the cache is read and updated under the lock, and in place (a fitted
+        # estimator's __dict__ keeps its objects), keeping the current state only
+        with _log_z_lock(self):
+            cache = vars(self).setdefault("_log_z_cache", {})
+            if key not in cache:
+                value = self._compute_log_partition(method, n_units, layer)
+                for old in [k for k in cache if not k.endswith(state)]:
+                    del cache[old]
+                cache[key] = value
+            log_z, std = cache[key]
+        return (log_z, std) if return_std else log_z
 
-    def _compute_log_partition(self, backend, device, p, method):
+    def _enumerated_layer(self):
+        """Units and name of the layer that exact log Z sums over (the smaller
+        binary one; the hidden one for Gaussian visible units)."""
+        if self.visible == "bernoulli" and self.n_features_in_ < self.n_components:
+            return self.n_features_in_, "visible"
+        return self.n_components, "hidden"
+
+    def _compute_log_partition(self, method, n_units, layer):
+        """[log Z, standard error], finite or a ValueError; verbose lines say what
+        runs and what it found."""
+        backend, device, p = self._params()
         args = (p["W"], p["b"], p["c"], self.visible)
-        if method == "exact":
-            return backend.rbm.log_partition_exact(*args)
-        rng = backend.core.make_rng(self._ais_seed, device)
-        betas = _ais_betas(self.ais_n_betas)
-        return backend.rbm.ais_log_partition(*args, betas, self.ais_n_chains, rng)[0]
+        exact = method == "exact"
+        how = (
+            f"exact sum over 2**{n_units} states of the {layer} layer"
+            if exact
+            else f"AIS, {self.ais_n_chains} chains x {self.ais_n_betas} temperatures"
+        )
+        self._say(f"log Z: {how} ...")
+        start = time.perf_counter()
+        with np.errstate(over="ignore", invalid="ignore"), backend.core.thread_limit():
+            if exact:
+                log_z = backend.rbm.log_partition_exact(*args, chunk_bytes=_BLOCK_BYTES)
+                std = 0.0
+            else:
+                rng = backend.core.make_rng(self._ais_seed, device)
+                betas = _ais_betas(self.ais_n_betas)
+                log_z, log_w = backend.rbm.ais_log_partition(
+                    *args, betas, self.ais_n_chains, rng
+                )
+                std = _ais_standard_error(np.asarray(log_w, dtype=np.float64))
+        if not np.isfinite(log_z):
+            raise ValueError(
+                f"log Z ({method}) is not finite: the parameters overflow "
+                f"{self._dtype.name} arithmetic (components_ up to "
+                f"{float(np.abs(self.components_).max()):.3g}). Refit with a lower "
+                "learning_rate."
+            )
+        error = "" if exact else f" +- {std:.4f} (standard error)"
+        elapsed = time.perf_counter() - start
+        self._say(f"log Z = {log_z:.4f}{error} ({method}, {elapsed:.1f}s)")
+        return [float(log_z), float(std)]
+
+    def _say(self, line):
+        if self.verbose:
+            print(f"[{type(self).__name__}] {line}", flush=True)
 
     def score_samples(self, X):
         """Compute the log-likelihood log p(v) = -F(v) - log Z of each row.
@@ -686,7 +977,9 @@ class RBM(
         """
         X = self._check_X(X)
         log_z = self.log_partition()
-        return -self.free_energy(X) - log_z
+        return self._finite(
+            -self._free_energy(X, "score_samples") - log_z, X, "score_samples"
+        )
 
     def pseudo_likelihood(self, X):
         """Compute BernoulliRBM's ``score_samples``: a pseudo-log-likelihood.
@@ -722,14 +1015,12 @@ class RBM(
         X = self._check_X(X)
         rng = check_random_state(self.random_state)
         cols = rng.randint(0, X.shape[1], X.shape[0])
-        backend, device, p = self._params()
-        args = (p["W"], p["b"], p["c"], self.visible)
-        return self._map_rows(
-            backend,
-            device,
+        return self._map(
             X,
-            lambda v, flip: backend.rbm.pseudo_likelihood(v, flip, *args),
-            self._dtype,
+            lambda ops, p, v, flip: ops.pseudo_likelihood(
+                v, flip, p["W"], p["b"], p["c"], self.visible
+            ),
+            "pseudo_likelihood",
             cols,
         )
 
@@ -765,10 +1056,14 @@ class RBM(
         (4, 3)
         """
         v = self._check_X(v)
-        backend, device, p, rng = self._backend_rng()
-        vb = backend.core.asarray(v, self._dtype, device)
-        out = backend.rbm.gibbs_step(vb, p["W"], p["b"], p["c"], self.visible, rng)
-        return backend.core.to_numpy(out)
+        rng = self._backend_rng()[3]
+        return self._map(
+            v,
+            lambda ops, p, block: ops.gibbs_step(
+                block, p["W"], p["b"], p["c"], self.visible, rng
+            ),
+            "gibbs",
+        )
 
     @validate_params(
         {
@@ -826,23 +1121,27 @@ default="random"
         (5, 3)
         """
         check_is_fitted(self)
-        backend, device, p, rng = self._backend_rng(random_state)
-        W, b, c = p["W"], p["b"], p["c"]
-        if isinstance(init, str) and init == "random":
-            v = backend.rbm.base_sample(b, n_samples, self.visible, rng)
-        elif isinstance(init, str):
-            idx = np.arange(n_samples) % self.h_samples_.shape[0]
-            h = backend.core.asarray(self.h_samples_[idx], self._dtype, device)
-            v = backend.rbm.sample_visibles(h, W, b, self.visible, rng)
-        else:
+        v0 = None
+        if not isinstance(init, str):
             v0 = self._check_X(init)
             if v0.shape[0] != n_samples:
                 raise ValueError(
                     f"init has {v0.shape[0]} rows but n_samples={n_samples}."
                 )
-            v = backend.core.asarray(v0, self._dtype, device)
-        v, v_mean = backend.rbm.gibbs_chain(v, W, b, c, self.visible, n_steps, rng)
-        return backend.core.to_numpy(v_mean if return_mean else v)
+        backend, device, p, rng = self._backend_rng(random_state)
+        W, b, c = p["W"], p["b"], p["c"]
+        with np.errstate(over="ignore", invalid="ignore"), backend.core.thread_limit():
+            if v0 is not None:
+                v = backend.core.asarray(v0, self._dtype, device)
+            elif init == "random":
+                v = backend.rbm.base_sample(b, n_samples, self.visible, rng)
+            else:
+                idx = np.arange(n_samples) % self.h_samples_.shape[0]
+                h = backend.core.asarray(self.h_samples_[idx], self._dtype, device)
+                v = backend.rbm.sample_visibles(h, W, b, self.visible, rng)
+            v, v_mean = backend.rbm.gibbs_chain(v, W, b, c, self.visible, n_steps, rng)
+            out = backend.core.to_numpy(v_mean if return_mean else v)
+        return self._finite(out, out if v0 is None else v0, "sample")
 
     # -- scikit-learn plumbing -------------------------------------------------------
 

@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skebm._engine import transaction
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
 from skebm.utils._docstring import substitute_docstring
@@ -319,6 +320,7 @@ class VAETransformer(
 
     # -- fitting ---------------------------------------------------------------------
 
+    @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the encoder and decoder by maximising the ELBO for ``max_iter`` epochs.
@@ -347,6 +349,7 @@ class VAETransformer(
         """
         return self._fit(X, y, incremental=False)
 
+    @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, classes=None):
         """Run one epoch over X, in order, in minibatches of ``batch_size``.
@@ -507,8 +510,8 @@ class VAETransformer(
         )
         return lambda: vae.VAE(*args)
 
-    def _loss_fn(self, be, device, generator):
-        vae, net, beta = self._vae(be), self._net, float(self.beta)
+    def _loss_fn(self, be, device, generator, net, ctx):
+        vae, beta = self._vae(be), float(self.beta)
         shift = -self._log_jacobian  # report the loss in input units
 
         def loss_fn(xb, yb):

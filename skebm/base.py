@@ -1,21 +1,17 @@
-"""The energy-model contract and the one training loop shared by iterative estimators.
+"""The energy-model contract and the mixins shared by the estimators.
 
 * :class:`EnergyMixin` - every skebm estimator answers ``energy``, ``score_samples``
   and ``sample``; ``score`` is the mean of ``score_samples`` so that unsupervised
   model selection (``GridSearchCV`` without labels) works.
 * :class:`BackendMixin` - resolves the ``backend`` / ``device`` parameters and moves
   fitted state between NumPy attributes and backend arrays.
-* :class:`IterativeFitMixin` - ``fit`` = reset + epochs of the same per-batch step that
-  ``partial_fit`` runs once (the template method of STYLE rule 4), with divergence
-  detection, rollback, KeyboardInterrupt handling, one verbose line per epoch and
-  one scikit-learn callback task per epoch (:mod:`skebm.utils._callbacks`).
+* :class:`IterativeFitMixin` - ``fit`` / ``partial_fit`` over backend state arrays,
+  driven by the one training engine (:mod:`skebm._engine`).
 * :class:`VersionedStateMixin` - pickles (and skops files) record the skebm and
   scikit-learn versions; loading under other versions warns, as scikit-learn does.
 """
 
-import time
 import warnings
-from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +23,8 @@ from sklearn.exceptions import (
 from sklearn.utils import check_random_state
 
 from skebm._backends import get_backend
+from skebm._engine import Trainer, run_epochs
+from skebm import _version
 from skebm.utils._callbacks import CallbackSupport, EpochTasks
 
 _SEED_MAX = np.iinfo(np.int32).max
@@ -77,18 +75,14 @@ class VersionedStateMixin:
     """
 
     def __getstate__(self):
-        import skebm  # here: skebm/__init__ imports this module
-
         state = dict(super().__getstate__())
-        state["_skebm_version"] = skebm.__version__
+        state["_skebm_version"] = _version.__version__
         state["_sklearn_version"] = _sklearn_version
         return state
 
     def __setstate__(self, state):
-        import skebm
-
         state = dict(state)
-        current = {"skebm": skebm.__version__, "scikit-learn": _sklearn_version}
+        current = {"skebm": _version.__version__, "scikit-learn": _sklearn_version}
         for library, key in (
             ("skebm", "_skebm_version"),
             ("scikit-learn", "_sklearn_version"),
@@ -189,10 +183,97 @@ class BackendMixin(VersionedStateMixin):
         return np.concatenate(out, axis=0)
 
 
-class IterativeFitMixin(CallbackSupport):
-    """The shared ``fit`` / ``partial_fit`` template.
+class _StateTrainer(Trainer):
+    """Training state held as a dict of backend arrays (the RBM's).
 
-    Subclasses provide:
+    Keys in ``estimator._averaged_names`` are averaged over the updates of the last
+    ``estimator._n_average_epochs()`` epochs of the call (Polyak-Ruppert); their
+    last values go to ``_last_update``, from which the next call resumes.
+    """
+
+    def __init__(self, estimator, X, n_epochs):
+        self.est, self.X = estimator, X
+        self.backend, self.device = estimator._get_backend()
+        self.core = self.backend.core
+        self.dtype = estimator._dtype
+        seed = estimator.random_state_.randint(_SEED_MAX)
+        self.rng = self.core.make_rng(seed, self.device)
+        # training works on copies: the fitted NumPy attributes are never written
+        state = {
+            key: self.core.asarray(
+                np.array(getattr(estimator, attr)), self.dtype, self.device
+            )
+            for key, attr in estimator._state_names.items()
+        }
+        # training resumes from the last update, not from the stored average
+        for k, v in (getattr(estimator, "_last_update", None) or {}).items():
+            state[k] = self.core.asarray(np.array(v), self.dtype, self.device)
+        self.state = state
+        self.names = estimator._averaged_names
+        self.mean = {k: self.core.zeros_like(state[k]) for k in self.names}
+        self.n_mean = 0
+        self.n_epochs = n_epochs
+        self.n_average = min(estimator._n_average_epochs(), n_epochs)
+        self.epoch = 0
+
+    def snapshot(self):
+        copy = self.core.copy
+        return (
+            {k: copy(v) for k, v in self.state.items()},
+            {k: copy(v) for k, v in self.mean.items()},
+            self.n_mean,
+            self.epoch,
+        )
+
+    def restore(self, snap):
+        copy = self.core.copy
+        self.state = {k: copy(v) for k, v in snap[0].items()}
+        self.mean = {k: copy(v) for k, v in snap[1].items()}
+        self.n_mean, self.epoch = snap[2], snap[3]
+
+    def run_epoch(self, order, learning_rate):
+        est, X = self.est, self.X
+        averaging = self.epoch >= self.n_epochs - self.n_average
+        for batch in est._batches(X, self.backend, self.device, self.dtype, order):
+            est._train_batch(self.backend, self.state, batch, self.rng, learning_rate)
+            if averaging:
+                self.n_mean += 1
+                for k, m in self.mean.items():
+                    m += (self.state[k] - m) / self.n_mean
+        self.epoch += 1
+        return est._objective(self.backend, self.state, X)
+
+    def divergence(self, objective):
+        return self.est._divergence(self.backend, self.state, objective)
+
+    def _stored(self, snap):
+        state, mean, n_mean = snap[0], snap[1], snap[2]
+        return {**state, **mean} if n_mean else state
+
+    def monitor(self):
+        return self.est._monitor(self.backend, self._stored(self.snapshot()), self.X)
+
+    def model_state(self, snap, n_epochs):
+        fitted = {
+            attr: self.core.to_numpy(self.core.copy(self._stored(snap)[key]))
+            for key, attr in self.est._state_names.items()
+        }
+        return dict(fitted, n_iter_=getattr(self.est, "n_iter_", 0) + n_epochs)
+
+    def commit(self, snap, n_epochs, objectives):
+        to_numpy = self.core.to_numpy
+        last = {k: np.array(to_numpy(snap[0][k])) for k in snap[1]} if snap[2] else None
+        vars(self.est).update(self.model_state(snap, n_epochs), _last_update=last)
+
+
+class IterativeFitMixin(CallbackSupport):
+    """The shared ``fit`` / ``partial_fit`` template over backend state arrays.
+
+    ``fit`` = reset + ``_n_epochs()`` epochs of the same per-batch step that
+    ``partial_fit`` runs once (CONTRIBUTING, convention 4), driven by
+    :func:`skebm._engine.run_epochs`. Every call starts from the current
+    ``learning_rate`` (halved within the call if an epoch diverges). Subclasses
+    provide:
 
     * ``_validate_fit_input(X, reset)`` -> validated X,
     * ``_initialize(X)`` -> set fresh parameters (the reset),
@@ -200,15 +281,12 @@ class IterativeFitMixin(CallbackSupport):
     * ``_n_epochs()`` -> epochs that ``fit`` runs,
     * ``_dtype`` -> the floating dtype of the trained state,
     * ``_train_batch(backend, state, batch, rng, learning_rate)`` -> one update,
-    * ``_diverged(backend, state)`` -> bool,
+    * ``_objective(backend, state, X)`` -> the epoch's objective (lower is better),
+    * ``_divergence(backend, state, objective)`` -> a reason string or None,
     * ``_monitor(backend, state, X)`` -> (name, value) for the verbose line,
 
-    and may provide ``_averaged_names`` (state keys) with ``_n_average_epochs()``:
-    the stored values of those keys are then the mean of the state after each
-    update of the last epochs of the call (Polyak-Ruppert tail averaging), and
-    their last values go to ``_last_update``, from which the next call resumes (as
-    ``SGDClassifier(average=True)`` keeps its plain weights); the other keys
-    (chains, velocities, offsets) keep their last values.
+    and may provide ``_averaged_names`` with ``_n_average_epochs()`` (see
+    :class:`_StateTrainer`).
     """
 
     #: state keys whose stored values are averaged over the last epochs
@@ -217,18 +295,32 @@ class IterativeFitMixin(CallbackSupport):
     #: rollbacks allowed in one fit before it gives up with an error
     _max_rollbacks = 3
 
+    _divergence_advice = "Lower the learning rate or scale the data."
+
     def _fit(self, X, *, reset):
         first = reset or not hasattr(self, "n_iter_")
         X = self._validate_fit_input(X, reset=first)
         if first:
+            vars(self).pop("n_iter_", None)
             self.random_state_ = check_random_state(self.random_state)
             self._initialize(X)
             self._last_update = None
-            self.n_iter_ = 0
         n_epochs = self._n_epochs() if reset else 1
         tasks = EpochTasks(self, n_epochs, X)
         with get_backend(self.backend).core.thread_limit():
-            self._run_epochs(X, n_epochs=n_epochs, shuffle=reset, tasks=tasks)
+            trainer = _StateTrainer(self, X, n_epochs)
+            self.learning_rate_, _, _ = run_epochs(
+                self,
+                trainer,
+                n_epochs=n_epochs,
+                n_rows=X.shape[0],
+                shuffle=reset,
+                seed=self.random_state_.randint(_SEED_MAX),
+                learning_rate=float(self._learning_rate()),
+                tasks=tasks,
+                advice=self._divergence_advice,
+                max_rollbacks=self._max_rollbacks,
+            )
         tasks.end_fit()
         return self
 
@@ -236,133 +328,18 @@ class IterativeFitMixin(CallbackSupport):
         """Number of final epochs of a call whose updates are averaged (0: none)."""
         return 0
 
-    def _fitted_state(self, backend, state):
-        """The trained state as NumPy copies, keyed by attribute name."""
-        return {
-            attr: backend.core.to_numpy(backend.core.copy(state[key]))
-            for key, attr in self._state_names.items()
-        }
-
     def _batches(self, X, backend, device, dtype, order):
         """Backend batches of ``batch_size`` rows of X, in the given row order."""
         n, size = X.shape[0], self.batch_size
         if sp.issparse(X):
             for start in range(0, n, size):
-                yield backend.core.asarray(
-                    X[order[start : start + size]], dtype, device
+                rows = (
+                    slice(start, start + size)
+                    if order is None
+                    else order[start : start + size]
                 )
+                yield backend.core.asarray(X[rows], dtype, device)
             return
         Xb = backend.core.asarray(X[order] if order is not None else X, dtype, device)
         for start in range(0, n, size):
             yield Xb[start : start + size]
-
-    def _run_epochs(self, X, *, n_epochs, shuffle, tasks):
-        backend, device = self._get_backend()
-        dtype = self._dtype
-        seed = self.random_state_.randint(_SEED_MAX)
-        order_rng = np.random.default_rng(seed)
-        rng = backend.core.make_rng(seed, device)
-        state = self._load_state(backend, device, self._state_names, dtype)
-        # training resumes from the last update, not from the stored average
-        for k, v in (getattr(self, "_last_update", None) or {}).items():
-            state[k] = backend.core.asarray(v, dtype, device)
-        n_average = min(self._n_average_epochs(), n_epochs)
-        # running means of the averaged state over the completed averaging epochs
-        mean = {k: backend.core.zeros_like(state[k]) for k in self._averaged_names}
-        n_mean = 0
-        rollbacks = 0
-        epoch = 0
-        try:
-            while epoch < n_epochs:
-                tic = time.perf_counter()
-                tasks.begin_epoch(
-                    partial(self._model_state, backend, state, mean, n_mean)
-                )
-                snapshot = {k: backend.core.copy(v) for k, v in state.items()}
-                averaging = epoch >= n_epochs - n_average
-                if averaging:  # this epoch's means; kept only if it does not diverge
-                    running = {k: backend.core.copy(v) for k, v in mean.items()}
-                    n_running = n_mean
-                order = (
-                    order_rng.permutation(X.shape[0])
-                    if shuffle
-                    else np.arange(X.shape[0])
-                )
-                with np.errstate(over="ignore", invalid="ignore"):
-                    for batch in self._batches(X, backend, device, dtype, order):
-                        self._train_batch(
-                            backend, state, batch, rng, self.learning_rate_
-                        )
-                        if averaging:
-                            n_running += 1
-                            for k, m in running.items():
-                                m += (state[k] - m) / n_running
-                if self._diverged(backend, state):
-                    rollbacks += 1
-                    state = snapshot
-                    self._on_divergence(rollbacks)
-                    continue
-                if averaging:
-                    mean, n_mean = running, n_running
-                epoch += 1
-                self.n_iter_ += 1
-                if self.verbose:
-                    averaged = self._averaged(state, mean, n_mean)
-                    name, value = self._monitor(backend, averaged, X)
-                    print(
-                        f"[{type(self).__name__}] epoch {self.n_iter_}, "
-                        f"{name} = {value:.4f}, time = {time.perf_counter() - tic:.2f}s"
-                    )
-                if tasks.end_epoch(
-                    partial(self._model_state, backend, state, mean, n_mean)
-                ):
-                    break  # a callback asked to stop
-        except KeyboardInterrupt:
-            tasks.abort_epoch()
-            warnings.warn(
-                f"Training interrupted by the user after {self.n_iter_} epochs; the "
-                "model keeps the parameters of the last completed batch (averaged "
-                "over the completed averaging epochs, if any).",
-                UserWarning,
-                stacklevel=3,
-            )
-            if self._diverged(backend, state):
-                state = snapshot
-        # tail averaging: the mean over the completed averaging epochs is stored;
-        # the last update is kept aside as the point the next call resumes from
-        self._last_update = (
-            {k: backend.core.to_numpy(backend.core.copy(state[k])) for k in mean}
-            if n_mean
-            else None
-        )
-        self._store_state(
-            backend, self._averaged(state, mean, n_mean), self._state_names
-        )
-
-    @staticmethod
-    def _averaged(state, mean, n_mean):
-        """The state with the averaged keys replaced by their means, if any."""
-        return {**state, **mean} if n_mean else state
-
-    def _model_state(self, backend, state, mean, n_mean):
-        """What fit would store if it stopped now, as NumPy copies (callbacks)."""
-        return self._fitted_state(backend, self._averaged(state, mean, n_mean))
-
-    def _on_divergence(self, rollbacks):
-        """Halve the learning rate and warn, or raise after ``_max_rollbacks``."""
-        if rollbacks > self._max_rollbacks:
-            raise FloatingPointError(
-                f"{type(self).__name__} diverged {rollbacks} times (non-finite or "
-                "exploding parameters) even after lowering the learning rate to "
-                f"{self.learning_rate_:.3g}. Lower `learning_rate`, scale the data "
-                "(StandardScaler for visible='gaussian', MinMaxScaler for "
-                "'bernoulli'), or add `weight_decay`."
-            )
-        self.learning_rate_ *= 0.5
-        warnings.warn(
-            f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1}; rolled back "
-            f"to the start of the epoch and halved the learning rate to "
-            f"{self.learning_rate_:.3g}.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )

@@ -377,7 +377,7 @@ def test_pickle_round_trip_holds_numpy_state_only(fitted, digits):
     X, _ = digits
     blob = pickle.dumps(fitted)
     clone = pickle.loads(blob)
-    assert clone._net is None  # rebuilt lazily from NumPy state
+    assert "_net" not in vars(clone)  # built lazily from NumPy state, kept outside
     state = {k: v for k, v in clone.__dict__.items() if k != "module"}
     for value in _leaves(state):
         assert not type(value).__module__.startswith("torch"), type(value)
@@ -419,7 +419,14 @@ def test_verbose_prints_one_line_per_epoch(digits, capsys):
         warnings.simplefilter("ignore", ConvergenceWarning)
         LangevinEBMClassifier(**{**FAST, "max_iter": 3}, verbose=1).fit(X, y)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "epoch" in ln]
-    assert len(lines) == 3
+    main = [ln for ln in lines if ln.startswith("[LangevinEBMClassifier] epoch")]
+    assert [ln.split(",")[0] for ln in main] == [
+        f"[LangevinEBMClassifier] epoch {i}/3 (total {i})" for i in (1, 2, 3)
+    ]
+    assert all("elapsed" in ln and "left" in ln for ln in main)
+    # the cross-fitted calibration shows its fold trainings in the same format
+    folds = {ln.split("]")[0] for ln in lines if "calibration fold" in ln}
+    assert folds == {f"[LangevinEBMClassifier calibration fold {k}/2" for k in (1, 2)}
 
 
 # -- robustness ------------------------------------------------------------------------

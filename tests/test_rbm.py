@@ -400,14 +400,14 @@ def test_average_skips_the_rolled_back_epoch(monkeypatch):
     """An averaging epoch that diverges is rolled back: its updates do not count."""
     log = []
     _record_updates(monkeypatch, log)
-    real = RBM._diverged
+    real = RBM._divergence
     calls = {"n": 0}
 
-    def diverge_in_last_epoch(self, backend, state):
+    def diverge_in_last_epoch(self, backend, state, objective):
         calls["n"] += 1
-        return calls["n"] == 3 or real(self, backend, state)
+        return "injected" if calls["n"] == 3 else real(self, backend, state, objective)
 
-    monkeypatch.setattr(RBM, "_diverged", diverge_in_last_epoch)
+    monkeypatch.setattr(RBM, "_divergence", diverge_in_last_epoch)
     X = np.random.default_rng(0).random((40, 5))
     with pytest.warns(ConvergenceWarning, match="rolled back"):
         rbm = RBM(n_components=3, n_iter=3, random_state=0).fit(X)
@@ -438,15 +438,15 @@ def test_divergence_recovers_with_warning(monkeypatch):
     X = rng.random((50, 4))
     rbm = RBM(n_components=3, n_iter=3, learning_rate=0.1, random_state=0)
     calls = {"n": 0}
-    real = type(rbm)._diverged
+    real = type(rbm)._divergence
 
-    def diverge_once(self, backend, state):
+    def diverge_once(self, backend, state, objective):
         calls["n"] += 1
         if calls["n"] == 2:
             state["W"][0, 0] = np.nan
-        return real(self, backend, state)
+        return real(self, backend, state, objective)
 
-    monkeypatch.setattr(type(rbm), "_diverged", diverge_once)
+    monkeypatch.setattr(type(rbm), "_divergence", diverge_once)
     with pytest.warns(ConvergenceWarning, match="rolled back"):
         rbm.fit(X)
     assert rbm.n_iter_ == 3
@@ -485,8 +485,9 @@ def test_keyboard_interrupt_leaves_usable_model(digits, monkeypatch):
 
 
 def test_keyboard_interrupt_while_averaging(digits, backend, monkeypatch):
-    """Ctrl-C in an averaging epoch stores the mean over the completed averaging
-    epochs (or the last update, if none completed) and the last chains."""
+    """Ctrl-C in an averaging epoch keeps the state after the last completed epoch:
+    the mean over the completed averaging epochs (or the last update of that epoch,
+    if none completed), and that epoch's chains."""
     log = []
     _record_updates(monkeypatch, log)
     recording = RBM._train_batch
@@ -501,13 +502,13 @@ def test_keyboard_interrupt_while_averaging(digits, backend, monkeypatch):
     with pytest.warns(UserWarning, match="interrupted"):
         rbm = RBM(**kw, average_epochs=2, random_state=0).fit(digits[0][:100])
     _assert_mean_of(rbm, log[10:20])  # epoch 2 of 3, the one completed average
-    np.testing.assert_array_equal(rbm._last_update["W"], log[-1]["W"])
-    np.testing.assert_array_equal(rbm.h_samples_, log[-1]["chains"])
-    np.testing.assert_array_equal(rbm._velocity_W, log[-1]["vW"])
+    np.testing.assert_array_equal(rbm._last_update["W"], log[19]["W"])
+    np.testing.assert_array_equal(rbm.h_samples_, log[19]["chains"])
+    np.testing.assert_array_equal(rbm._velocity_W, log[19]["vW"])
     log.clear()
     with pytest.warns(UserWarning, match="interrupted"):
         rbm = RBM(**kw, random_state=0).fit(digits[0][:100])
-    _assert_mean_of(rbm, log[-1:])  # no averaging epoch completed: the last update
+    _assert_mean_of(rbm, log[19:20])  # no averaging epoch completed: epoch 2's end
     assert rbm._last_update is None
 
 

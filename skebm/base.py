@@ -16,15 +16,14 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from sklearn import __version__ as _sklearn_version
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.exceptions import (
     InconsistentVersionWarning as _SklearnInconsistentVersionWarning,
 )
 from sklearn.utils import check_random_state
 
+from skebm import _version
 from skebm._backends import get_backend
 from skebm._engine import Trainer, run_epochs
-from skebm import _version
 from skebm.utils._callbacks import CallbackSupport, EpochTasks
 
 _SEED_MAX = np.iinfo(np.int32).max

@@ -5,11 +5,10 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
 from scipy import stats
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -456,8 +455,11 @@ def test_real_divergence_restores_the_parameters_then_raises(digits):
             vae.fit(X)
     assert sum("rolled back" in str(w.message) for w in caught) == 3
     # a failed fresh fit leaves the estimator unfitted, as it was
-    assert vars(vae) == vars(VAETransformer(**{**SMALL, "max_iter": 3}).set_params(
-        learning_rate_init=1e4, likelihood="gaussian"))
+    assert vars(vae) == vars(
+        VAETransformer(**{**SMALL, "max_iter": 3}).set_params(
+            learning_rate_init=1e4, likelihood="gaussian"
+        )
+    )
     with pytest.raises(NotFittedError):
         vae.transform(X)
 

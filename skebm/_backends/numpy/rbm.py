@@ -164,18 +164,31 @@ def binary_states(n_units: int, start: int, stop: int, dtype) -> np.ndarray:
     return ((codes >> np.arange(n_units, dtype=np.int64)) & 1).astype(dtype)
 
 
-def log_partition_exact(W, b, c, visible: str, chunk_size: int = 1 << 15) -> float:
+def exact_chunk_rows(
+    n_units: int, n_other: int, itemsize: int, chunk_bytes: int
+) -> int:
+    """States per chunk of an exact enumeration, so that its temporaries (the states,
+    their int64 codes, the field over the other layer and its softplus) stay within
+    about ``chunk_bytes`` whatever the width of either layer."""
+    row_bytes = 8 * 3 * n_units + itemsize * (n_units + 3 * n_other)
+    return max(1, min(chunk_bytes // row_bytes, 1 << n_units))
+
+
+def log_partition_exact(W, b, c, visible: str, chunk_bytes: int = 1 << 24) -> float:
     """log Z by summing over the smaller binary layer (hidden only for Gaussian units).
 
     Summing over h: log Z = logsumexp_h [c.h + log_normalizer(b + h W)].
     Summing over binary v: log Z = logsumexp_v [-F(v)].
+    The states are enumerated in chunks of about ``chunk_bytes`` of temporaries.
     """
     n_hidden, n_visible = W.shape
     over_visible = visible == "bernoulli" and n_visible < n_hidden
     n_units = n_visible if over_visible else n_hidden
+    n_other = n_hidden + n_visible - n_units
+    step = exact_chunk_rows(n_units, n_other, W.dtype.itemsize, chunk_bytes)
     parts = []
-    for start in range(0, 1 << n_units, chunk_size):
-        stop = min(start + chunk_size, 1 << n_units)
+    for start in range(0, 1 << n_units, step):
+        stop = min(start + step, 1 << n_units)
         s = binary_states(n_units, start, stop, W.dtype)
         if over_visible:
             terms = -free_energy(s, W, b, c, visible)

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from skebm._backends.numpy.rbm import exact_chunk_rows  # integer arithmetic only
+
 # -- elementwise helpers ---------------------------------------------------------------
 
 
@@ -120,13 +122,15 @@ def binary_states(n_units: int, start: int, stop: int, dtype, device="cpu"):
     return ((codes >> bits) & 1).to(dtype)
 
 
-def log_partition_exact(W, b, c, visible: str, chunk_size: int = 1 << 15) -> float:
+def log_partition_exact(W, b, c, visible: str, chunk_bytes: int = 1 << 24) -> float:
     n_hidden, n_visible = W.shape
     over_visible = visible == "bernoulli" and n_visible < n_hidden
     n_units = n_visible if over_visible else n_hidden
+    n_other = n_hidden + n_visible - n_units
+    step = exact_chunk_rows(n_units, n_other, W.element_size(), chunk_bytes)
     parts = []
-    for start in range(0, 1 << n_units, chunk_size):
-        stop = min(start + chunk_size, 1 << n_units)
+    for start in range(0, 1 << n_units, step):
+        stop = min(start + step, 1 << n_units)
         s = binary_states(n_units, start, stop, W.dtype, W.device)
         if over_visible:
             terms = -free_energy(s, W, b, c, visible)

@@ -449,22 +449,21 @@ default="modern"
         patterns must be finite, or every softmax would be NaN."""
         rms = _rms(memories, encoding)
         if self.beta is None:
-            beta = (math.log(memories.shape[0]) + math.log(_BETA_ODDS)) / (
-                2 * rms * rms
-            )
+            log_odds = math.log(memories.shape[0]) + math.log(_BETA_ODDS)
+            beta = log_odds / 2 / rms / rms  # inf, not an error, when it overflows
         else:
             beta = float(self.beta)
         finfo = np.finfo(memories.dtype)
         norm2 = float(np.max(np.square(memories, dtype=np.float64).sum(axis=1)))
         if encoding != "real":
             norm2 = float(memories.shape[1])
-        if not (finfo.tiny <= beta and beta * max(norm2, 1.0) <= finfo.max):
+        tiny, top = float(finfo.tiny), float(finfo.max)
+        if not (tiny <= beta and beta * max(norm2, 1.0) <= top):
             source = "beta" if self.beta is not None else "the default beta"
             raise ValueError(
                 f"{source} = {beta:.3g} cannot give finite recall in "
                 f"{memories.dtype}: beta times the largest overlap of the stored "
-                f"patterns ({norm2:.3g}) must lie in [{finfo.tiny:.3g}, "
-                f"{finfo.max:.3g}]. Scale X first (e.g. StandardScaler; RMS now "
+                f"patterns ({norm2:.3g}) must lie in [{tiny:.3g}, {top:.3g}]. Scale X first (e.g. StandardScaler; RMS now "
                 f"{rms:.3g}) or choose a moderate beta."
             )
         return beta
@@ -563,7 +562,8 @@ default="modern"
                 a if isinstance(a, numpy) else backend.core.to_numpy(a) for a in out
             ]
 
-        with backend.core.thread_limit():
+        # overflow of extreme inputs is detected on the outputs and named there
+        with backend.core.thread_limit(), np.errstate(over="ignore", invalid="ignore"):
             return _blocks(X, numpy_fn, self._block_rows())
 
     def _recall(self, X, want=("states", "n_iter", "status", "proba")):
@@ -934,8 +934,10 @@ def _rms(memories, encoding):
     """Root mean square entry of the stored states (1 for binary patterns)."""
     if encoding != "real" or not memories.size:
         return 1.0
-    rms = float(np.sqrt(np.mean(np.square(memories, dtype=np.float64))))
-    return rms if rms > 0 else 1.0
+    top = float(np.abs(memories).max())  # scaled: subnormal entries do not vanish
+    if top == 0:
+        return 1.0
+    return top * float(np.sqrt(np.mean(np.square(memories / top, dtype=np.float64))))
 
 
 def _match_radius2(n_features, rms):
@@ -944,10 +946,16 @@ def _match_radius2(n_features, rms):
 
 
 def _blocks(X, fn, rows):
-    """``fn(block)`` -> list of NumPy arrays (or None) over row blocks of X; the
-    lists' entries concatenated over blocks."""
-    parts = [fn(X[start : start + rows]) for start in range(0, X.shape[0], rows)]
-    if len(parts) == 1:
-        return parts[0]
-    cols = zip(*parts, strict=True)
-    return [None if c[0] is None else np.concatenate(c) for c in cols]
+    """``fn(block)`` -> list of NumPy arrays (or None) over row blocks of X; each
+    entry's blocks written into one output array (no list of parts to concatenate)."""
+    n, out = X.shape[0], None
+    for start in range(0, n, rows):
+        part = fn(X[start : start + rows])
+        if out is None:
+            out = [
+                a if a is None else np.empty((n, *a.shape[1:]), a.dtype) for a in part
+            ]
+        for whole, a in zip(out, part, strict=True):
+            if whole is not None:
+                whole[start : start + a.shape[0]] = a
+    return out

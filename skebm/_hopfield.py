@@ -121,7 +121,8 @@ default="modern"
 
     verbose : int, default=0
         If positive, print one line per fit / partial_fit call: the patterns
-        stored, the load against the capacity, and the time it took.
+        stored, how many are not recalled, the load against the capacity, and the
+        time it took.
 
     Attributes
     ----------
@@ -141,6 +142,12 @@ default="modern"
     capacity_ : float
         The rule's known capacity for ``n_features_in_`` units (see Notes); storing
         more patterns warns.
+
+    n_unstable_ : int
+        Number of stored patterns that recall does not return from a clean probe:
+        not fixed points of one update (binary rules), or recalled elsewhere
+        ("modern"). Checked after every fit and partial_fit, which warn when it is
+        not zero, naming a rule or setting that would store them.
 
     n_iter_ : int
         Number of storing passes: 1 after :meth:`fit`, plus one per
@@ -189,6 +196,13 @@ default="modern"
     pseudo-inverse up to N linearly independent patterns as fixed points, with
     basins that vanish as P approaches N, so N / 2 is used; dense
     N^(n-1) / (2 (2n-3)!! ln N); modern exponential in N.
+
+    **Transactions.** :meth:`fit`, :meth:`partial_fit` and :meth:`sample` complete
+    or leave the estimator exactly as it was: an error or Ctrl-C (which propagates)
+    keeps the earlier memory, or leaves a first fit unfitted. Settings that cannot
+    give finite recall (a ``beta`` or ``degree`` that overflows) are rejected by fit;
+    probes whose real-valued overlaps overflow raise an error naming the cause.
+    Prediction works in row blocks of bounded size in bytes.
 
     **Sampling.** :meth:`sample` runs Glauber (heat-bath) dynamics at
     ``temperature`` for the pairwise and dense rules: each unit is set to +1 with

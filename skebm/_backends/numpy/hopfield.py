@@ -51,15 +51,6 @@ def to_spins(
     return s
 
 
-def from_spins(s: np.ndarray, low: float) -> np.ndarray:
-    """1 where s > 0, else ``low`` (0 for the {0, 1} coding, -1 for {-1, +1})."""
-    out = (s > 0).astype(s.dtype)
-    if low:
-        out *= 1.0 - low
-        out += low
-    return out
-
-
 def random_spins(
     n_samples: int, n_units: int, dtype: np.dtype, rng: np.random.Generator
 ) -> np.ndarray:
@@ -77,29 +68,21 @@ def hebbian_update(W: np.ndarray, Xi: np.ndarray) -> np.ndarray:
     return W
 
 
-def storkey_update(W: np.ndarray, xi: np.ndarray) -> np.ndarray:
-    """Store one pattern by Storkey's rule (the local-field form of Storkey 1997).
-
-        W'_ij = W_ij + (xi_i xi_j - xi_i h_ji - h_ij xi_j) / N   (i != j),
-        h_ij = sum_{k != i, j} W_ik xi_k = h_i - W_ij xi_j,       h = W xi,
-
-    which for xi in {-1, +1}^N and a symmetric, zero-diagonal W is
-    W' = (1 + 2/N) W + (xi (xi - h)^T - h xi^T) / N off the diagonal.
-    """
-    n = W.shape[0]
-    h = W @ xi
-    W = (1.0 + 2.0 / n) * W + (np.outer(xi, xi - h) - np.outer(h, xi)) / n
-    np.fill_diagonal(W, 0.0)
-    return W
-
-
 def storkey_block_size(n_units: int) -> int:
     """Patterns per block of :func:`storkey_store`: c^B = (1 + 2/N)^B stays below 1e4."""
     return max(1, min(64, int(math.log(1e4) / math.log1p(2.0 / n_units))))
 
 
 def storkey_store(W: np.ndarray, Xi: np.ndarray) -> np.ndarray:
-    """Store the rows of Xi one after another by :func:`storkey_update`, in blocks.
+    """Store the rows of Xi one after another by Storkey's rule, in blocks.
+
+    Storkey's rule (the local-field form of Storkey 1997) stores one pattern as
+
+        W'_ij = W_ij + (xi_i xi_j - xi_i h_ji - h_ij xi_j) / N   (i != j),
+        h_ij = sum_{k != i, j} W_ik xi_k = h_i - W_ij xi_j,       h = W xi,
+
+    which for xi in {-1, +1}^N and a symmetric, zero-diagonal W is
+    W' = (1 + 2/N) W + (xi (xi - h)^T - h xi^T) / N off the diagonal.
 
     Within a block of B patterns, W_j = c^j W_0 + sum_{l<j} c^(j-1-l) (R_l - diag r_l)
     with c = 1 + 2/N, R_l = (xi_l xi_l^T - xi_l h_l^T - h_l xi_l^T) / N and r_l its
@@ -231,24 +214,7 @@ def hebbian_sync_step(
     """
     g = np.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
     g -= s * shift
-    return unit_sign(g)
-
-
-#: unsigned view, sign bit and the bits of 1.0, per floating dtype
-_FLOAT_BITS = {
-    np.dtype(np.float32): (np.uint32, 0x80000000, 0x3F800000),
-    np.dtype(np.float64): (np.uint64, 0x8000000000000000, 0x3FF0000000000000),
-}
-
-
-def unit_sign(x: np.ndarray) -> np.ndarray:
-    """copysign(1, x) in place, by keeping the sign bit and setting the others to
-    those of 1.0: two integer passes, several times faster than ``np.copysign``."""
-    view, sign, one = _FLOAT_BITS[x.dtype]
-    bits = x.view(view)
-    np.bitwise_and(bits, view(sign), out=bits)
-    np.bitwise_or(bits, view(one), out=bits)
-    return x
+    return np.sign(g, out=g)
 
 
 def hebbian_energy(s: np.ndarray, Xi: np.ndarray, d: np.ndarray) -> np.ndarray:

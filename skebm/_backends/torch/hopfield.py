@@ -8,9 +8,7 @@ the same order and recall identically.
 
 from __future__ import annotations
 
-import functools
 import math
-import platform
 from collections.abc import Callable
 
 import numpy as np
@@ -28,16 +26,10 @@ def to_spins(
 ) -> torch.Tensor:
     mask = X > threshold
     if out is None:
-        dtype = X.dtype if dtype is None else torch_dtype(dtype)
-        s = mask.view(dtype) if dtype == torch.int8 else mask.to(dtype)
+        s = mask.to(X.dtype if dtype is None else torch_dtype(dtype))
     else:
         s = out.copy_(mask)
     return s.mul_(2).sub_(1)
-
-
-def from_spins(s: torch.Tensor, low: float) -> torch.Tensor:
-    out = (s > 0).to(s.dtype)
-    return out.mul_(1.0 - low).add_(low) if low else out
 
 
 def random_spins(
@@ -54,13 +46,6 @@ def random_spins(
 
 def hebbian_update(W: torch.Tensor, Xi: torch.Tensor) -> torch.Tensor:
     W = W + (Xi.T @ Xi) / W.shape[0]
-    return W.fill_diagonal_(0.0)
-
-
-def storkey_update(W: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-    n = W.shape[0]
-    h = W @ xi
-    W = (1.0 + 2.0 / n) * W + (torch.outer(xi, xi - h) - torch.outer(h, xi)) / n
     return W.fill_diagonal_(0.0)
 
 
@@ -443,45 +428,11 @@ def modern_recall(
     return x, P, n_iter, status
 
 
-@functools.cache
-def _int_mm_works() -> bool:
-    """Whether ``torch._int_mm`` (int8 x int8 -> int32 GEMM) exists here and is exact
-    on the CPU (torch 2.1 and 2.2 raise NotImplementedError there). Checked once."""
-    if not hasattr(torch, "_int_mm"):
-        return False
-    a = torch.tensor([[1, -1, 1], [-1, -1, 1]], dtype=torch.int8)
-    try:
-        return bool((torch._int_mm(a, a.T) == torch.tensor([[3, 1], [1, 3]])).all())
-    except RuntimeError:
-        return False
-
-
-def _int8_matmul(device_type: str) -> bool:
-    """Whether spin overlaps should come from ``torch._int_mm``: on an x86 CPU, where
-    torch runs it through oneDNN (int8 dot-product instructions, several times
-    float32's rate: 0.6 ms against 5 ms for 4000 x 1024 by 1024 x 100). Without
-    oneDNN (disabled, or a build without it) torch falls back to a plain loop 35x
-    slower than float32, so ``torch.backends.mkldnn`` is asked on every call. CUDA
-    keeps float32: its int8 kernels need dimensions in multiples of 8.
-    """
-    return (
-        device_type == "cpu"
-        and platform.machine().lower() in ("x86_64", "amd64")
-        and torch.backends.mkldnn.is_available()
-        and torch.backends.mkldnn.enabled
-        and _int_mm_works()
-    )
-
-
 def spin_dtype(n_units: int, like: torch.Tensor) -> torch.dtype | None:
-    if n_units < 2**31 and _int8_matmul(like.device.type):
-        return torch.int8
     return torch.float32 if n_units < 2**24 else None
 
 
 def spin_overlaps(s: torch.Tensor, Xi: torch.Tensor) -> torch.Tensor:
-    if s.dtype == torch.int8:
-        return torch._int_mm(s, Xi.to(torch.int8).T)
     return s @ Xi.to(s.dtype).T
 
 

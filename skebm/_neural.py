@@ -28,7 +28,7 @@ from sklearn.utils import check_random_state
 
 from skebm._backends import get_backend
 from skebm._engine import Trainer, keep, lazy, run_epochs
-from skebm.base import _SEED_MAX, VersionedStateMixin
+from skebm.base import _SEED_MAX, VersionedStateMixin, block_rows, map_blocks
 from skebm.utils._callbacks import CallbackSupport, EpochTasks
 
 #: names of fitted module states: the key under which the built module is kept
@@ -129,6 +129,9 @@ class _NeuralTrainer(Trainer):
             return "the training loss became non-finite"
         if not self.be.nn.params_finite(self.net):
             return "the network's parameters became non-finite"
+        limit = self.est._objective_limit()
+        if loss > limit:
+            return f"the training loss reached {loss:.3g}, above {limit:.3g}"
         return extra
 
     def end_epoch(self, loss):
@@ -206,7 +209,8 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     * optionally ``_stratify`` (bool); ``_train_context(be, device, X, y)`` -> a
       dict of extra training tensors (rolled back with the module) and
       ``_commit_context(be, ctx)`` -> the attributes they leave;
-      ``_divergence_reason(ctx)`` (a string when training exploded);
+      ``_divergence_reason(ctx)`` (a string when training exploded) and
+      ``_objective_limit()`` (a loss above it means the updates overshot);
       ``_end_fit(be, device, X, y, X_val, y_val, interrupted)``.
     """
 
@@ -260,20 +264,24 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         if hasattr(self, "_dtype"):
             self._dtype = np.dtype(self._dtype)
 
-    def _predict_tensor(self, X, fn, dtype=None, batch_rows=4096):
-        """Apply ``fn(be, net, block)`` (a tensor function) to X in row blocks."""
+    def _predict_tensor(self, X, fn, dtype=None, batch_rows=None):
+        """Apply ``fn(be, net, block)`` (a tensor function) to X in row blocks whose
+        temporaries are bounded in bytes (the widest layer sets the row count)."""
         be = self._torch()
         device = be.core.resolve_device(self.device)
         net = self._module(be, device)
-        dtype = dtype or self._dtype
+        dtype = np.dtype(dtype or self._dtype)
+        if batch_rows is None:
+            width = max(be.nn.widest_layer(net), X.shape[1])
+            batch_rows = block_rows(4 * width, dtype.itemsize)
         with be.core.thread_limit():
-            out = [
-                be.core.to_numpy(
-                    fn(be, net, be.core.asarray(X[i : i + batch_rows], dtype, device))
-                )
-                for i in range(0, X.shape[0], batch_rows)
-            ]
-        return np.concatenate(out, axis=0)
+            return map_blocks(
+                X,
+                lambda rows: be.core.to_numpy(
+                    fn(be, net, be.core.asarray(X[rows], dtype, device))
+                ),
+                batch_rows,
+            )
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -379,6 +387,10 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
 
     def _divergence_reason(self, ctx):
         return None
+
+    def _objective_limit(self):
+        """An epoch loss above this means the updates overshot."""
+        return np.inf
 
     def _network_input(self, X):
         """Validated training rows -> what the network is trained on (NumPy)."""

@@ -24,13 +24,13 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skebm._backends import BACKENDS
+from skebm._engine import transaction
 from skebm.base import (
     _SEED_MAX,
     BackendMixin,
     EnergyMixin,
     IterativeFitMixin,
 )
-from skebm._engine import transaction
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._validation import clip_unit_interval
 
@@ -102,11 +102,13 @@ def _user_stacklevel():
 
 
 def _rescaled(X):
-    """X divided by its largest magnitude m (CSR stays CSR), and m; squares of the
-    rescaled values cannot overflow."""
+    """X divided by its largest magnitude m when squares of its entries could
+    overflow (CSR stays CSR), and the divisor (1 otherwise, without a copy)."""
     data = X.data if sp.issparse(X) else X
-    m = float(np.abs(data).max(initial=0.0))
-    return (X / m if m > 1e100 else X), (m if m > 1e100 else 1.0)
+    m = max(float(data.max(initial=0.0)), -float(data.min(initial=0.0)))
+    if m > np.sqrt(np.finfo(data.dtype).max) * 1e-4:
+        return X / m, m
+    return X, 1.0
 
 
 def _check_gaussian_scale(X):
@@ -124,7 +126,7 @@ def _check_gaussian_scale(X):
         mean = np.asarray(Xs.mean(axis=0)).ravel()
         var = np.asarray(Xs.multiply(Xs).mean(axis=0)).ravel() - mean**2
     else:
-        var = Xs.var(axis=0)
+        var = Xs.var(axis=0, dtype=np.float64)
     std = m * np.sqrt(np.clip(var, 0.0, None))
     std = std[std > 1e-12 * max(m, 1.0)]
     low, high = _GAUSSIAN_STD_RANGE
@@ -145,15 +147,12 @@ def _check_gaussian_distance(X, means):
     if X.shape[0] == 0:
         return
     Xs, m = _rescaled(X)
-    means = means / m
-    if sp.issparse(Xs):
-        total = (
-            Xs.multiply(Xs).sum()
-            - 2.0 * float(np.asarray(Xs.sum(axis=0)).ravel() @ means)
-            + Xs.shape[0] * float(means @ means)
-        )
-    else:
-        total = float(np.square(Xs - means).sum())
+    means = np.asarray(means, dtype=np.float64) / m
+    # sum (x - mu)^2 = sum x^2 - 2 mu.colsum(x) + n mu.mu: no temporary of X's size
+    squares = Xs.data @ Xs.data if sp.issparse(Xs) else np.einsum("ij,ij->", Xs, Xs)
+    colsum = np.asarray(Xs.sum(axis=0), dtype=np.float64).ravel()
+    total = float(squares) - 2.0 * float(colsum @ means)
+    total += Xs.shape[0] * float(means @ means)
     rms = m * np.sqrt(max(total, 0.0) / (X.shape[0] * X.shape[1]))
     if rms > _GAUSSIAN_STD_RANGE[1]:
         warnings.warn(
@@ -533,6 +532,8 @@ class RBM(
         X = validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
         if self.visible == "bernoulli":
             X = clip_unit_interval(X, warn=True)
+        else:
+            _check_gaussian_scale(X)
         return X
 
     @property

@@ -21,7 +21,7 @@ from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._random import row_normal_draws
-from skebm.utils._validation import clip_unit_interval
+from skebm.utils._validation import check_finite_output, clip_unit_interval
 
 #: score_samples evaluates about this many decoder outputs (row x importance sample x
 #: feature, float64) per decoder call: 2**22 values, 32 MiB, whatever the width of X
@@ -522,6 +522,12 @@ class VAETransformer(
 
         return loss_fn
 
+    def _objective_limit(self):
+        """Ten times the loss of a flat model (every feature a unit Gaussian in the
+        model's units), in input units: an epoch above it overshot."""
+        flat = 0.5 * np.log(2 * np.pi * np.e) * self.n_features_in_
+        return 10 * flat - self._log_jacobian
+
     def _validation_score(self, X, y):
         return float(np.mean(self._bound(X, 1, y))) + self._log_jacobian
 
@@ -625,7 +631,7 @@ class VAETransformer(
         Z = self._predict_tensor(
             self._scaled(X), lambda be, net, x: vae.posterior_mean(net, x)
         )
-        return Z.astype(X.dtype, copy=False)
+        return check_finite_output(Z.astype(X.dtype, copy=False), self, "transform", X)
 
     def inverse_transform(self, X, y=None):
         """Decode latent codes: the decoder mean E[x | z, y], in input units.
@@ -662,7 +668,8 @@ class VAETransformer(
                 f"X has {Z.shape[1]} features, but inverse_transform expects "
                 f"{self.n_components} (n_components)."
             )
-        return self._decode(Z, y, return_mean=True, seed=0).astype(Z.dtype, copy=False)
+        out = self._decode(Z, y, return_mean=True, seed=0).astype(Z.dtype, copy=False)
+        return check_finite_output(out, self, "inverse_transform", Z)
 
     def _decode(self, Z, y, *, return_mean, seed):
         be = self._torch()
@@ -730,7 +737,8 @@ class VAETransformer(
                     f"{n_importance_samples!r}."
                 )
             k = int(n_importance_samples)
-        return self._bound(self._scaled(X), k) + self._log_jacobian
+        out = self._bound(self._scaled(X), k) + self._log_jacobian
+        return check_finite_output(out, self, "score_samples", X)
 
     def energy(self, X):
         """Compute the energy -log p(x), estimated as ``-score_samples(X)``.

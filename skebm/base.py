@@ -162,24 +162,48 @@ class BackendMixin(VersionedStateMixin):
     def _map_rows(backend, device, X, fn, dtype, *row_args, batch_rows=4096):
         """Apply ``fn(block, *row_arg_blocks)`` to X in row blocks; NumPy out.
 
-        Bounds the memory of inference to ``batch_rows`` rows of intermediate
-        results and densifies sparse input block by block. ``row_args`` are NumPy
-        arrays with one entry per row of X, sliced alongside it. Runs within the
-        caller's thread budget (``backend.core.thread_limit``).
+        See :func:`map_blocks`; ``row_args`` are NumPy arrays with one entry per
+        row of X, sliced alongside it. Runs within the caller's thread budget.
         """
         with backend.core.thread_limit():
-            out = [
-                backend.core.to_numpy(
+            return map_blocks(
+                X,
+                lambda rows: backend.core.to_numpy(
                     fn(
-                        backend.core.asarray(
-                            X[start : start + batch_rows], dtype, device
-                        ),
-                        *(a[start : start + batch_rows] for a in row_args),
+                        backend.core.asarray(X[rows], dtype, device),
+                        *(a[rows] for a in row_args),
                     )
-                )
-                for start in range(0, X.shape[0], batch_rows)
-            ]
-        return np.concatenate(out, axis=0)
+                ),
+                batch_rows,
+            )
+
+
+#: the temporaries of one inference block stay near this many bytes
+BLOCK_BYTES = 1 << 24
+
+
+def block_rows(width, itemsize, budget=BLOCK_BYTES):
+    """Rows per block so that ``width`` values per row take about ``budget`` bytes."""
+    return max(1, int(budget // (max(int(width), 1) * itemsize)))
+
+
+def map_blocks(X, fn, batch_rows):
+    """``fn(rows)`` (a slice of rows -> a NumPy block) over X, into one array.
+
+    The output is allocated once, from the first block, and filled in place, so
+    nothing but the output and one block's temporaries is ever held.
+    """
+    n = X.shape[0]
+    out = None
+    for start in range(0, n, batch_rows):
+        rows = slice(start, min(start + batch_rows, n))
+        block = np.asarray(fn(rows))
+        if out is None:
+            out = np.empty((n, *block.shape[1:]), dtype=block.dtype)
+        out[rows] = block
+    if out is None:  # no rows: the shape of fn on an empty block
+        out = np.asarray(fn(slice(0, 0)))
+    return out
 
 
 class _StateTrainer(Trainer):

@@ -54,3 +54,24 @@ def check_finite(X, backend, *, estimator_name=None):
         if backend.core.sum_is_finite(X):
             return
     assert_all_finite(X, estimator_name=estimator_name, input_name="X")
+
+
+def check_finite_output(out, estimator, method, X=None):
+    """Return ``out`` if every entry is finite; else a ValueError naming the cause.
+
+    Outputs are finite or the call fails: a non-finite value comes from inputs (or
+    codes) too far from the training data for the model's floating dtype.
+    """
+    finite = np.isfinite(out)
+    if finite.all():
+        return out
+    rows = np.flatnonzero(~finite.reshape(finite.shape[0], -1).all(axis=1))
+    where = ""
+    if X is not None and np.size(X):
+        largest = float(np.max(np.abs(np.asarray(X)[rows])))
+        where = f" (their largest |value| is {largest:.3g})"
+    raise ValueError(
+        f"{type(estimator).__name__}.{method} overflowed on {rows.size} row(s), "
+        f"e.g. row {rows[0]}{where}: the input lies too far from the training data "
+        f"for {out.dtype} arithmetic. Scale or clip the input to the training range."
+    )

@@ -130,6 +130,11 @@ def batches(
         )
 
 
+def widest_layer(module: nn.Module) -> int:
+    """The largest dimension of any parameter (a bound on a layer's width)."""
+    return max((max(p.shape, default=1) for p in module.parameters()), default=1)
+
+
 def params_finite(module: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 

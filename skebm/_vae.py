@@ -186,9 +186,18 @@ class VAETransformer(
     **Training.** Each minibatch step maximises the ELBO
     E_q[log p(x | z, y)] - beta KL(q(z | x) || p(z)) averaged over the batch: one
     reparameterised draw z = mu + sigma * eps per row for the first term, the KL
-    term in closed form. Divergence (a non-finite loss or parameters) rolls the
-    epoch back, halves the learning rate and warns; after three rollbacks
-    :meth:`fit` raises an error that says what to change.
+    term in closed form. Divergence (a non-finite loss or parameters, or an epoch
+    loss above ten times that of a flat model) rolls the epoch back, halves the
+    learning rate of the call and warns; after three rollbacks the call raises an
+    error that says what to change. Every call starts at the current
+    ``learning_rate_init``.
+
+    **Failures, interrupts, threads.** :meth:`fit` and :meth:`partial_fit` complete
+    or leave the model exactly as it was (a failed first fit leaves it unfitted).
+    Ctrl-C after at least one completed epoch stops training with a warning and
+    keeps the state after the last completed epoch; earlier, it propagates and the
+    model is as before. The network is built from the NumPy state once, under a
+    lock, so a fitted or just-loaded model serves many threads.
 
     **Data scale.** With the Gaussian likelihood the data are centred per feature
     and divided by one global scale (the root mean feature variance) internally;

@@ -550,3 +550,18 @@ def test_training_improves_likelihood(digits, backend):
     before = rbm.score(X)
     rbm.set_params(n_iter=5).fit(X)
     assert rbm.score(X) > before + 2  # nats per digit (sklearn's settings give ~4)
+
+
+def test_partial_fit_uses_the_learning_rate_set_now(digits, backend):
+    """As BernoulliRBM: a rate changed with set_params between partial_fit calls is
+    the rate of the next call (users decay it by hand)."""
+    X = digits[0][:100]
+    rbm = RBM(n_components=4, backend=backend, device="cpu", random_state=0)
+    rbm.partial_fit(X)
+    W = rbm._last_update["W"].copy()  # training resumes here (tail averaging)
+    rbm.set_params(learning_rate=0.0).partial_fit(X)
+    assert rbm.learning_rate_ == 0.0
+    np.testing.assert_allclose(rbm.components_, W, atol=1e-12)
+    rbm.set_params(learning_rate=0.05).partial_fit(X)
+    assert rbm.learning_rate_ == 0.05
+    assert not np.allclose(rbm.components_, W)

@@ -334,12 +334,23 @@ class RBM(
     averaged over its own rows. Batches are shuffled every epoch with the seeded
     generator. The fitted parameters are the mean of the parameters over the
     updates of the last ``average_epochs`` epochs (BernoulliRBM keeps the last
-    update, which ``average_epochs=0`` gives). A callback that stops training, or
-    Ctrl-C, keeps the mean over the averaging epochs completed so far (the last
-    update if none), which is what the callback was shown. Divergence (non-finite
-    parameters, or weights beyond 1e6 in absolute value) rolls the epoch back,
-    halves the learning rate and warns; after three rollbacks fit raises an error
-    that says what to change.
+    update, which ``average_epochs=0`` gives). A callback that stops training keeps
+    the mean over the averaging epochs completed so far (the last update if none),
+    which is what the callback was shown. Every call starts at the current
+    ``learning_rate``, so a rate lowered with ``set_params`` between
+    :meth:`partial_fit` calls is used, as in BernoulliRBM; the shape-setting
+    parameters (``n_components``, ``visible``, ``n_chains``) are fixed by the first
+    fit. Divergence (non-finite parameters, weights beyond 1e6 in absolute value,
+    or, on calls of at least 100 rows with Bernoulli visible units, a
+    pseudo-log-likelihood per feature 20% below the uniform model's) rolls the
+    epoch back, halves the learning rate of the call and warns; after three
+    rollbacks the call raises an error that says what to change.
+
+    **Failures and interrupts.** :meth:`fit` and :meth:`partial_fit` complete or
+    leave the model exactly as it was (a failed first fit leaves it unfitted).
+    Ctrl-C after at least one completed epoch of the call stops training with a
+    warning and keeps the state after the last completed epoch; earlier, the
+    KeyboardInterrupt propagates and the model is as before the call.
 
     **Log-likelihood.** :meth:`score_samples` returns log p(v) = -F(v) - log Z.
     log Z is exact, by summing over every state of the smaller binary layer, when

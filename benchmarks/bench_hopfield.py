@@ -196,7 +196,7 @@ def stability_table(n_sets):
         errors = []
         for k in range(n_sets):
             X = random_patterns(np.random.default_rng([1, P, k]), P, N_CAP)
-            est = HopfieldMemory(random_state=k)
+            est = HopfieldMemory("hebbian", random_state=k)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 est.fit(X)
@@ -284,7 +284,9 @@ def speed_table(repeats, rounds):
         backends["torch"] = "torch CPU"
     est = {}
     for b in backends:
-        est["hebbian", b] = HopfieldMemory(update="sync", backend=b, device="cpu")
+        est["hebbian", b] = HopfieldMemory(
+            "hebbian", update="sync", backend=b, device="cpu"
+        )
         est["modern", b] = HopfieldMemory("modern", max_iter=1, backend=b, device="cpu")
     for e in est.values():
         e.fit(Xi).transform(probes[:10])
@@ -515,7 +517,10 @@ def cuda_table():
     Xi = random_patterns(rng, 200, 4096).astype(np.float32)
     probes = flip_bits(rng, Xi[rng.integers(0, 200, 10_000)], 614)
     for label, est in (
-        ("sync Hebbian", HopfieldMemory(update="sync", backend="torch", device="cuda")),
+        (
+            "sync Hebbian",
+            HopfieldMemory("hebbian", update="sync", backend="torch", device="cuda"),
+        ),
         (
             "one-step modern",
             HopfieldMemory("modern", max_iter=1, backend="torch", device="cuda"),

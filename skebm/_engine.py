@@ -48,11 +48,13 @@ def transaction(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        snap = snapshot(self)
+        snap = snapshot(self)  # an interrupt in here has changed nothing yet
         try:
             return method(self, *args, **kwargs)
         except BaseException:
-            restore(self, snap)
+            # one store, no call: CPython checks for pending signals on calls and
+            # backward jumps, so a second Ctrl-C cannot land before the restore
+            self.__dict__ = snap
             raise
 
     return wrapper
@@ -145,6 +147,29 @@ class nested_fit:
 
     def __exit__(self, *exc):
         _NESTED.active = self._previous
+
+
+class skip_on_interrupt:
+    """Context manager for an optional last step of a fit (a calibration): Ctrl-C
+    inside it ends the step with a warning and keeps what the step would replace,
+    and the fit returns normally with the model trained so far."""
+
+    def __init__(self, estimator, step, keeps):
+        self.estimator, self.step, self.keeps = estimator, step, keeps
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or not issubclass(exc_type, KeyboardInterrupt):
+            return False
+        warnings.warn(
+            f"{type(self.estimator).__name__}: {self.step} interrupted by the user; "
+            f"the model is trained and keeps {self.keeps}.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return True
 
 
 class Progress:

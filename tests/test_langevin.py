@@ -139,7 +139,7 @@ def test_crossfitted_temperature_comes_from_out_of_fold_logits():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         plain = LangevinEBMClassifier(**kw, calibrate=False).fit(X, y)
-        calibrated = LangevinEBMClassifier(**kw).fit(X, y)
+        calibrated = LangevinEBMClassifier(**kw, calibration_cv=2).fit(X, y)
     in_sample_t = langevin.fit_temperature(
         torch.as_tensor(plain._logits(X)), torch.as_tensor(y)
     )
@@ -417,7 +417,9 @@ def test_verbose_prints_one_line_per_epoch(digits, capsys):
     X, y = digits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        LangevinEBMClassifier(**{**FAST, "max_iter": 3}, verbose=1).fit(X, y)
+        LangevinEBMClassifier(
+            **{**FAST, "max_iter": 3}, calibration_cv=2, verbose=1
+        ).fit(X, y)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "epoch" in ln]
     main = [ln for ln in lines if ln.startswith("[LangevinEBMClassifier] epoch")]
     assert [ln.split(",")[0] for ln in main] == [
@@ -513,7 +515,7 @@ def test_keyboard_interrupt_during_calibration_keeps_the_trained_model(digits):
         built.append(InterruptFirstFold(n, k, 0))
         return built[-1]
 
-    clf = LangevinEBMClassifier(**FAST, module=factory)
+    clf = LangevinEBMClassifier(**FAST, calibration_cv=2, module=factory)
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X, y)
     assert len(built) == 2
@@ -543,3 +545,107 @@ def test_cuda_fit_then_cpu_load(digits):
     clone = pickle.loads(pickle.dumps(clf))
     clone.set_params(device="cpu")
     np.testing.assert_allclose(clone.predict_proba(X), proba, rtol=1e-4, atol=1e-6)
+
+
+# -- extreme inputs, labels and persistence (issues 14 and 16) -------------------------
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["predict", "predict_proba", "predict_log_proba", "score_samples", "energy"],
+)
+def test_input_that_overflows_the_network_is_a_clear_error(fitted, digits, method):
+    """1e308 in a feature trained on [0, 16]: no NaN, no silent classes_[0]."""
+    X, _ = digits
+    X = X[:3].astype(np.float64)
+    X[1, 5] = 1e308
+    with pytest.raises(ValueError, match=r"row 1 has 1e\+308 in feature 5"):
+        getattr(fitted, method)(X)
+
+
+def test_far_but_finite_inputs_still_get_finite_answers(fitted, digits):
+    X, _ = digits
+    X = X[:3].astype(np.float64)
+    X[1, 5] = 1e6
+    assert np.all(np.isfinite(fitted.predict_proba(X)))
+    assert np.all(np.isfinite(fitted.score_samples(X)))
+
+
+def test_subnormal_feature_range_is_treated_as_constant():
+    X = np.zeros((40, 3))
+    X[::2, 0] = 1e-310
+    X[:, 1] = np.arange(40) % 3
+    y = np.arange(40) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LangevinEBMClassifier(**{**FAST, "max_iter": 3}).fit(X, y)
+        proba = clf.predict_proba(X)
+    assert clf._scale[0] == 0 and np.all(np.isfinite(clf._scale))
+    assert np.all(np.isfinite(proba))
+    assert np.all(clf.sample(3, random_state=0)[:, 0] == clf._center[0])
+
+
+def test_huge_feature_range_does_not_overflow():
+    X = np.zeros((40, 2))
+    X[:, 0] = np.where(np.arange(40) % 2, 1e308, -1e308)
+    X[:, 1] = np.arange(40) % 3
+    y = np.arange(40) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # scikit-learn's finiteness check sums X, which overflows here
+        warnings.filterwarnings("ignore", "invalid value encountered in reduce")
+        clf = LangevinEBMClassifier(**{**FAST, "max_iter": 3}).fit(X, y)
+        proba = clf.predict_proba(X)
+    assert np.all(np.isfinite(clf._scale)) and clf._scale[0] > 0
+    assert np.all(np.isfinite(proba))
+
+
+@pytest.mark.parametrize("label", [0.5, [0.5], [11], ["a"], [[0, 1]]])
+def test_sample_rejects_labels_that_are_not_classes(fitted, label):
+    n = 2 if label == [[0, 1]] else 1
+    with pytest.raises(ValueError, match="Unknown label|1-D|'y' parameter"):
+        fitted.sample(n, y=label)
+
+
+def test_sample_accepts_an_equal_label_of_another_type(fitted):
+    assert fitted.sample(1, y=[1.0], n_steps=1, random_state=0).shape == (1, 64)
+
+
+def test_default_model_pickles_small_without_the_replay_buffer():
+    """Issue 16: a default model on the digits pickles in at most 1.5 MB."""
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LangevinEBMClassifier(max_iter=1, random_state=0).fit(X, y)
+    assert clf._buffer.shape == (clf.buffer_size, 64)  # kept in memory
+    blob = pickle.dumps(clf)
+    assert len(blob) <= 1.5e6
+    loaded = pickle.loads(blob)
+    assert getattr(loaded, "_buffer", None) is None
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_warm_start_after_loading_restarts_the_chains(digits):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LangevinEBMClassifier(**FAST).fit(X, y)
+        loaded = pickle.loads(pickle.dumps(clf)).set_params(warm_start=True)
+        loaded.partial_fit(X, y)
+    assert loaded.n_iter_ == clf.n_iter_ + 1
+    assert loaded._buffer.shape == clf._buffer.shape
+    assert np.all(np.abs(loaded._buffer) <= 1)
+
+
+def test_sample_defaults_to_at_least_100_steps(fitted, monkeypatch):
+    seen = []
+    sgld = langevin.sgld
+
+    def recording(net, x, n_steps, *args, **kwargs):
+        seen.append(n_steps)
+        return sgld(net, x, n_steps, *args, **kwargs)
+
+    monkeypatch.setattr(langevin, "sgld", recording)
+    fitted.sample(2, random_state=0)
+    assert seen == [max(100, 10 * fitted.sgld_steps)]

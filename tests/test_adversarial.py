@@ -276,21 +276,29 @@ def test_calibration_failure_keeps_the_old_model(monkeypatch):
 
 
 def _interrupted_call(fn, delay):
-    """Run fn with a KeyboardInterrupt delivered to this thread after ``delay``."""
+    """Run fn with a KeyboardInterrupt delivered to this thread after ``delay``;
+    "raised" if it reached the caller, "returned" otherwise. Returns only once the
+    timer is dead and any late interrupt has been absorbed."""
     timer = threading.Timer(delay, _thread.interrupt_main)
     timer.start()
+    outcome = "returned"
     try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fn()
+    except KeyboardInterrupt:
+        outcome = "raised"
+    while True:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fn()
-        finally:
             timer.cancel()
             timer.join()
-            time.sleep(0.01)  # an interrupt still pending is delivered in here
-    except KeyboardInterrupt:
-        return "raised"
-    return "returned"
+            # a pending interrupt is delivered in here: the interpreter checks
+            # for it on calls and backward jumps
+            for _ in range(5):
+                time.sleep(0.002)
+            return outcome
+        except KeyboardInterrupt:
+            outcome = "raised"
 
 
 def _fit_seconds(name):

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import sys
+import threading
 
 import numpy as np
 import scipy.sparse as sp
@@ -107,6 +110,16 @@ def as_target(y: np.ndarray, device: str = "cpu") -> torch.Tensor:
     return torch.as_tensor(np.array(y), device=device)
 
 
+#: multiply-adds per thread below which another intra-op thread costs more in
+#: synchronisation than it saves: a layer of 64 x 128 weights over a batch of 64 rows
+#: is 0.5 M, the digits networks 2 to 7 M per forward pass; see
+#: ``benchmarks/results/threads.md``
+WORK_PER_THREAD = 2**23
+
+#: environment variable that fixes the number of torch threads of skebm's calls
+THREADS_ENV = "SKEBM_TORCH_THREADS"
+
+
 @functools.cache
 def _settable_thread_pool() -> bool:
     """False for torch's native thread pool, whose size is fixed once it has run."""
@@ -136,23 +149,70 @@ def _thread_budget() -> int | None:
     return min(counts, default=None)
 
 
-@contextlib.contextmanager
-def thread_limit():
-    """Run torch's intra-op thread pool within :func:`_thread_budget`, then restore.
+def _in_joblib_worker_thread() -> bool:
+    """True in a worker thread of a joblib ``Parallel`` call (the threading backend,
+    or threads a loky worker starts): its siblings already use the other cores."""
+    if threading.current_thread() is threading.main_thread():
+        return False
+    parallel = sys.modules.get("joblib.parallel")
+    if parallel is None:
+        return False
+    backend, _ = parallel.get_active_backend()
+    return getattr(backend, "nesting_level", 0) >= 1
 
-    torch sizes its pool once per thread, from ``OMP_NUM_THREADS`` or the CPU
-    count, and a later ``threadpool_limits`` misses it when torch is imported
-    inside the ``with`` block or works in another thread. Within this context
-    ``torch.get_num_threads()`` is ``min(torch.get_num_threads(), _thread_budget())``:
-    skebm lowers torch's thread count to the caller's budget, never raises it,
-    and restores the caller's value on exit.
+
+def _requested_threads() -> int | None:
+    """The count set by ``SKEBM_TORCH_THREADS``, or None when unset or invalid."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def network_work(module: torch.nn.Module, rows: int) -> float:
+    """Multiply-adds of a forward pass of ``rows`` rows, about: rows x parameters."""
+    return float(rows) * sum(p.numel() for p in module.parameters())
+
+
+def threads_for(work: float | None, current: int) -> int:
+    """The torch thread count for an operation of ``work`` multiply-adds.
+
+    ``SKEBM_TORCH_THREADS`` when set; otherwise the fewest of ``current`` (torch's
+    count, set by the user or from ``OMP_NUM_THREADS``), the threadpoolctl budget,
+    one per ``WORK_PER_THREAD`` multiply-adds of ``work`` (None: no size rule), and
+    one inside a joblib worker thread. Never more than ``current`` unless requested.
+    """
+    requested = _requested_threads()
+    if requested is not None:
+        return requested
+    n = current
+    budget = _thread_budget()
+    if budget is not None:
+        n = min(n, budget)
+    if work is not None:
+        n = min(n, max(1, int(work // WORK_PER_THREAD)))
+    if _in_joblib_worker_thread():
+        n = 1
+    return max(1, n)
+
+
+@contextlib.contextmanager
+def thread_limit(work: float | None = None):
+    """Run torch's intra-op thread pool at :func:`threads_for` threads, then restore.
+
+    ``work`` is the multiply-adds of one parallel step (for a network: rows of a
+    batch times its number of parameters, :func:`network_work`); small models
+    run on one thread, which on a busy machine is also the fastest. torch sizes its
+    pool once per thread, from ``OMP_NUM_THREADS`` or the CPU count, and a later
+    ``threadpool_limits`` misses it when torch is imported inside the ``with``
+    block or works in another thread; this context applies the budget whatever
+    the order. It lowers torch's count, never raises it (except to the count
+    ``SKEBM_TORCH_THREADS`` asks for), and restores the caller's count on exit.
     """
     previous = torch.get_num_threads()
-    budget = _thread_budget()
-    if budget is None or budget >= previous or not _settable_thread_pool():
+    n = threads_for(work, previous)
+    if n == previous or not _settable_thread_pool():
         yield
         return
-    torch.set_num_threads(budget)
+    torch.set_num_threads(n)
     try:
         yield
     finally:

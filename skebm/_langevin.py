@@ -23,6 +23,45 @@ from skebm.utils._docstring import substitute_docstring
 _MAX_ENERGY = 1e4
 
 
+def _affine_to_unit_box(low, high):
+    """(center, scale) with (x - center) * scale mapping [low, high] to [-1, 1].
+
+    Computed from the half-span high / 2 - low / 2, which cannot overflow; a
+    feature whose scale 1 / half-span would not be finite (a constant feature, or
+    a subnormal span such as {0, 1e-310}) gets scale 0 and maps to 0.
+    """
+    half = high / 2 - low / 2
+    with np.errstate(divide="ignore", over="ignore"):
+        scale = np.where(half > 0, 1 / np.where(half > 0, half, 1), 0)
+    scale = np.where(np.isfinite(scale), scale, 0).astype(high.dtype)
+    return (low / 2 + high / 2).astype(high.dtype), scale
+
+
+def _check_finite_output(values, X, low, high):
+    """Raise a ValueError naming the first row whose output is not finite."""
+    bad = ~np.isfinite(values).all(axis=1)
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad)[0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        distance = np.abs(X[row] - np.clip(X[row], low, high))
+    col = int(np.argmax(distance))
+    raise ValueError(
+        f"The network's output is not finite for {int(bad.sum())} row(s) of X: "
+        f"row {row} has {X[row, col]:.3g} in feature {col}, whose training range is "
+        f"[{low[col]:.3g}, {high[col]:.3g}]. Inputs this far outside the training "
+        "range overflow the network; clip or rescale them."
+    )
+
+
+def _is_class(label, classes):
+    """True when ``label`` equals one of ``classes`` exactly (0.5 is not 0)."""
+    try:
+        return bool(np.any(classes == label))
+    except (TypeError, ValueError):
+        return False
+
+
 @substitute_docstring
 class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     """Classifier whose logits define an energy-based model (JEM).
@@ -41,10 +80,11 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(256, 256)
+    hidden_layer_sizes : tuple of int, default=(128, 128)
         Sizes of the hidden layers of the default network (an MLP), as in
         :class:`~sklearn.neural_network.MLPClassifier`. Ignored when ``module``
-        is given.
+        is given. The cost of a fit grows with the network; on the digits
+        (256, 256) is no more accurate and costs about twice as much.
     activation : {"swish", "silu", "elu", "softplus", "tanh", "logistic", "relu", \
 "identity"}, default="swish"
         Hidden-layer activation. Smooth ones ("swish" = "silu", "elu",
@@ -58,8 +98,10 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         Each minibatch gets as many SGLD samples.
     learning_rate_init : float, default=1e-3
         Step size of the Adam optimiser.
-    max_iter : int, default=100
-        Maximum number of epochs.
+    max_iter : int, default=30
+        Maximum number of epochs. Each epoch costs about ``sgld_steps + 2``
+        MLPClassifier epochs, so the budget is smaller than MLPClassifier's; on the
+        digits, accuracy still rises up to about 30 epochs (20 lose about a point).
     tol : float, default=1e-4
         Training stops when the training cross-entropy (or the validation accuracy
         with ``early_stopping``) has not improved by ``tol`` for
@@ -76,9 +118,14 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         calibration temperature when ``calibration_cv=None``.
     warm_start : bool, default=False
         Continue from the current network (and replay buffer) on ``fit``.
-    sgld_steps : int, default=20
+    sgld_steps : int, default=5
         SGLD steps per minibatch: x <- x - sgld_step_size * grad E(x) +
-        sgld_noise * N(0, I), clamped to the internal range [-1, 1].
+        sgld_noise * N(0, I), clamped to the internal range [-1, 1]. The chains
+        persist in the replay buffer across minibatches, so a few steps per
+        minibatch add up (short-run training as in JEM++); the cost of a fit is
+        about proportional to ``sgld_steps + 2``. On the digits 5 steps keep the
+        accuracy, calibration and out-of-distribution figures of 20 at a quarter
+        of the cost (``benchmarks/results/langevin.md``).
     sgld_step_size : float, default=0.1
         Gradient step of SGLD. With ``sgld_noise`` below the Langevin value
         sqrt(2 * step), the sampler is the usual short-run, low-temperature
@@ -89,7 +136,10 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     sgld_noise : float, default=0.05
         Standard deviation of the SGLD noise.
     buffer_size : int, default=10000
-        Number of persistent chains in the replay buffer.
+        Number of persistent chains in the replay buffer. The buffer lives in
+        memory for ``warm_start`` and :meth:`partial_fit` but is not pickled: a
+        loaded model that trains again starts new chains from uniform noise, as
+        the first fit did.
     reinit_freq : float, default=0.05
         Fraction of chains restarted from uniform noise at each minibatch.
     energy_weight : float, default=1.0
@@ -105,18 +155,20 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         Guo et al., 2017): T minimises the log-loss of logits on rows the network
         did not train on (see ``calibration_cv``). The energy, ``predict`` and
         :meth:`score_samples` do not depend on T.
-    calibration_cv : int or None, default=2
-        Where the calibration logits come from. An int k: cross-fitting, as
+    calibration_cv : int or None, default=None
+        Where the calibration logits come from. None: T fits the logits of a
+        held-out ``validation_fraction`` of the rows (stratified), which the
+        network does not train on; no extra training. An int k: cross-fitting, as
         :class:`~sklearn.calibration.CalibratedClassifierCV` with
         ``ensemble=False`` does: k copies of the model (same parameters, other
         seeds) train on k stratified folds of the data, each with one fold held
         out; T fits the out-of-fold logits of every row, and the returned network
         trains on all the rows. This costs k extra trainings on (k - 1) / k of the
-        rows (for k = 2, about one more ``fit``). None: T fits the logits of a
-        held-out ``validation_fraction`` of the rows, which the network then does
-        not train on; cheaper, but a temperature fitted to the few errors of a
-        small split is noisy (on the digits, ECE 0.017 against 0.0125 with k = 2).
-        Only :meth:`fit` calibrates; :meth:`partial_fit` keeps ``temperature_``.
+        rows (for k = 2, about one more ``fit``), and the fold models, trained on
+        fewer rows, are less confident than the returned one, so their temperature
+        can fit it worse (on the digits the held-out slice calibrates as well or
+        better; ``benchmarks/results/langevin.md``). Only :meth:`fit` calibrates;
+        :meth:`partial_fit` keeps ``temperature_``.
     module : callable or None, default=None
         Factory of a custom network: ``module(n_features, n_classes)`` returns a
         ``torch.nn.Module`` that maps a float tensor of shape
@@ -186,11 +238,26 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     energies exceed 1e4 in magnitude, is rolled back (network, optimiser and
     replay buffer) and the learning rate is halved, with a ConvergenceWarning;
     after three rollbacks in one fit a FloatingPointError says what to change.
-    Ctrl-C stops training and keeps the last completed batch, with a warning.
+    :meth:`fit` and :meth:`partial_fit` complete or leave the model exactly as it
+    was (a failed first fit leaves it unfitted). Ctrl-C after at least one
+    completed epoch stops training with a warning and keeps the state after the
+    last completed epoch (an interrupted calibration keeps ``temperature_``);
+    earlier, it propagates and the model is as before.
 
     **Cost.** Each minibatch runs ``sgld_steps`` forward and backward passes of the
     network for the sampler, plus one of the data and samples together: about
-    ``sgld_steps + 2`` times an MLPClassifier epoch.
+    ``sgld_steps + 2`` times an MLPClassifier epoch. The network computes in the
+    precision of the training data: float32 data (``X.astype(np.float32)``)
+    train faster than float64 with the same accuracy; small networks run on one
+    torch thread (see :ref:`scaling_out`). The levers, each with its cost and its effect on
+    accuracy, calibration, out-of-distribution detection and samples, are
+    measured in ``benchmarks/results/langevin.md``.
+
+    **Extreme inputs.** Inputs far enough outside the training range that the
+    network's output overflows (for example 1e308 in a feature trained on [0, 1])
+    raise a ValueError that names the row and feature, rather than returning NaN
+    probabilities. A feature whose training range is too narrow to invert (a
+    subnormal span) is treated as constant.
 
     References
     ----------
@@ -253,19 +320,19 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
     def __init__(
         self,
-        hidden_layer_sizes=(256, 256),
+        hidden_layer_sizes=(128, 128),
         *,
         activation="swish",
         alpha=1e-4,
         batch_size=64,
         learning_rate_init=1e-3,
-        max_iter=100,
+        max_iter=30,
         tol=1e-4,
         n_iter_no_change=20,
         early_stopping=False,
         validation_fraction=0.1,
         warm_start=False,
-        sgld_steps=20,
+        sgld_steps=5,
         sgld_step_size=0.1,
         sgld_noise=0.05,
         buffer_size=10000,
@@ -273,7 +340,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         energy_weight=1.0,
         energy_l2=0.3,
         calibrate=True,
-        calibration_cv=2,
+        calibration_cv=None,
         module=None,
         random_state=None,
         verbose=0,
@@ -374,7 +441,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _validate_fit_data(self, X, y, *, reset, classes=None):
-        dtype = (np.float64, np.float32) if reset else self._dtype
+        dtype = (np.float64, np.float32) if reset else self.data_min_.dtype
         X, y = validate_data(self, X, y, dtype=dtype, reset=reset)
         check_classification_targets(y)
         if reset:
@@ -456,23 +523,20 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     def _initialize(self, X, y):
         self.data_min_ = X.min(axis=0)
         self.data_max_ = X.max(axis=0)
-        span = self.data_max_ - self.data_min_
-        self._center = ((self.data_max_ + self.data_min_) / 2).astype(X.dtype)
-        self._scale = np.where(span > 0, 2.0 / np.where(span > 0, span, 1), 0.0).astype(
-            X.dtype
-        )
+        self._center, self._scale = _affine_to_unit_box(self.data_min_, self.data_max_)
         self.temperature_ = 1.0
         self._buffer = None
         self._buffer_seed = self.random_state_.randint(_SEED_MAX)
 
     def _to_internal(self, X):
         """The input scale -> [-1, 1] per feature (constant features -> 0)."""
-        return ((X - self._center) * self._scale).astype(self._dtype, copy=False)
+        with np.errstate(over="ignore"):  # overflow shows in the output: _logits
+            return ((X - self._center) * self._scale).astype(self._dtype, copy=False)
 
     def _from_internal(self, Z):
         span = np.where(self._scale > 0, self._scale, 1)
         return np.where(self._scale > 0, Z / span + self._center, self._center).astype(
-            self._dtype, copy=False
+            self.data_min_.dtype, copy=False
         )
 
     def _module_factory(self, be):
@@ -490,9 +554,9 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
     def _train_context(self, be, device, X, y):
         """The replay buffer of SGLD starts, and the peak energy of the epoch."""
-        if self._buffer is None:
+        if getattr(self, "_buffer", None) is None:  # a fresh fit, or a loaded model
             gen = be.core.make_rng(self._buffer_seed, device)
-            like = be.core.asarray(X[:1], self._dtype, device)
+            like = be.core.asarray(np.zeros((1, X.shape[1])), self._dtype, device)
             buffer = be.langevin.uniform((self.buffer_size, X.shape[1]), like, gen)
         else:
             buffer = be.core.asarray(np.array(self._buffer), self._dtype, device)
@@ -535,13 +599,23 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
     # -- inference -------------------------------------------------------------------
 
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        # the replay buffer (buffer_size x n_features) would outweigh the network;
+        # a loaded model that trains again starts new chains
+        state.pop("_buffer", None)
+        return state
+
     def _check_X(self, X):
         check_is_fitted(self)
         return validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
 
     def _logits(self, X):
-        """f(x) of validated rows in the input scale."""
-        return self._network_logits(self._to_internal(X))
+        """f(x) of validated rows in the input scale; a ValueError naming the cause
+        when the network's output overflows."""
+        logits = self._network_logits(self._to_internal(X))
+        _check_finite_output(logits, X, self.data_min_, self.data_max_)
+        return logits
 
     def _network_logits(self, Z):
         """The network's logits of rows in the internal scale."""
@@ -660,11 +734,16 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         >>> clf.score_samples(X[:3]).shape
         (3,)
         """
-        Z = self._to_internal(self._check_X(X))
-        inside = np.clip(Z, -1.0, 1.0)
-        gap = (Z - inside).astype(np.float64)
-        logits = self._network_logits(inside)
-        return logsumexp(logits, axis=1) - 0.5 * np.einsum("ij,ij->i", gap, gap)
+        X = self._check_X(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            Z = ((X - self._center) * self._scale).astype(np.float64)
+            inside = np.clip(Z, -1.0, 1.0)
+            gap = Z - inside
+            penalty = 0.5 * np.einsum("ij,ij->i", gap, gap)
+        logits = self._network_logits(inside.astype(self._dtype))
+        scores = logsumexp(logits, axis=1) - penalty
+        _check_finite_output(scores[:, None], X, self.data_min_, self.data_max_)
+        return scores
 
     def energy(self, X):
         """Energy E(x) = -logsumexp_y f(x)[y] (lower = more probable).
@@ -712,10 +791,13 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         n_samples : int, default=1
             Number of samples (independent chains).
         y : label, array-like of shape (n_samples,) or None, default=None
-            Class of each sample (one label for all); None samples p(x).
+            Class of each sample (one label for all), each one of ``classes_``
+            (a ValueError otherwise); None samples p(x).
         n_steps : int, default=None
-            SGLD steps; None uses ``10 * sgld_steps`` (fresh chains need longer
-            than the persistent ones of training).
+            SGLD steps; None uses ``max(100, 10 * sgld_steps)``: fresh chains
+            need longer than the persistent ones of training (on the digits, 50
+            steps from noise give samples an independent classifier reads as the
+            requested class about 90% of the time, 100 steps all of them).
         random_state : int, RandomState instance or None, default=None
             Seed of the chains; None draws one from the fitted ``random_state_``.
 
@@ -738,21 +820,25 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         check_is_fitted(self)
         codes = None
         if y is not None:
-            labels = np.asarray(y, dtype=self.classes_.dtype).reshape(-1)
+            labels = np.asarray(y)
+            if labels.ndim > 1:
+                raise ValueError(f"y must be a label or 1-D; got shape {labels.shape}.")
+            labels = labels.reshape(-1)
             if labels.shape[0] == 1:
                 labels = np.repeat(labels, n_samples)
             if labels.shape[0] != n_samples:
                 raise ValueError(
                     f"y has {labels.shape[0]} labels but n_samples={n_samples}."
                 )
-            unknown = np.setdiff1d(labels, self.classes_)
-            if unknown.size:
+            known = np.array([_is_class(label, self.classes_) for label in labels])
+            if not known.all():
+                unknown = list(dict.fromkeys(labels[~known].tolist()))
                 raise ValueError(
-                    f"Unknown label(s) {unknown.tolist()} in y; known classes are "
+                    f"Unknown label(s) {unknown} in y; known classes are "
                     f"{self.classes_.tolist()}."
                 )
-            codes = self._encoder.transform(labels)
-        steps = 10 * self.sgld_steps if n_steps is None else n_steps
+            codes = self._encoder.transform(labels.astype(self.classes_.dtype))
+        steps = max(100, 10 * self.sgld_steps) if n_steps is None else n_steps
         rs = check_random_state(
             self.random_state_ if random_state is None else random_state
         )

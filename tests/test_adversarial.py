@@ -308,6 +308,7 @@ def _fit_seconds(name):
     return time.perf_counter() - tic
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("name", NAMES)
 def test_timer_interrupts_leave_the_old_model_or_a_consistent_new_one(name):
     """Ctrl-C at random moments of fit, refit and partial_fit: afterwards the

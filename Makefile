@@ -7,8 +7,10 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 RUFF_SPEC ?= ruff==0.17.6
+# the lowest supported versions: keep equal to the floors in pyproject.toml
+MINDEPS ?= numpy==2.0.0 scipy==1.13.0 scikit-learn==1.6.0 joblib==1.3.0 threadpoolctl==3.1.0
 
-.PHONY: demo test test-notorch bench lint docs clean
+.PHONY: demo test test-notorch test-mindeps bench lint docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +25,21 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:xdist -q -m serial
 
 # the whole suite where torch is absent: torch tests skip, the NumPy backend must pass
 test-notorch:
 	$(PYTHON) -m venv .venv-notorch
 	.venv-notorch/bin/python -m pip install -q -e ".[test]"
 	.venv-notorch/bin/python -m pytest $(PYTEST_ARGS)
+
+# the whole suite on the dependency floors declared in pyproject.toml (MINDEPS)
+test-mindeps:
+	$(PYTHON) -m venv .venv-mindeps
+	.venv-mindeps/bin/python -m pip install -q --upgrade pip
+	.venv-mindeps/bin/python -m pip install -q $(MINDEPS) $(TORCH_SPEC) -e ".[test]"
+	.venv-mindeps/bin/python -m pip check
+	.venv-mindeps/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_rbm.py
@@ -47,4 +58,4 @@ docs: $(VENV)/.installed
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .venv-notorch build *.egg-info .pytest_cache docs/_build docs/auto_examples docs/generated
+	rm -rf $(VENV) .venv-notorch .venv-mindeps build *.egg-info .pytest_cache docs/_build docs/auto_examples docs/generated

@@ -25,7 +25,6 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
-	$(PY) -m pytest -p no:xdist -q -m serial
 
 # the whole suite where torch is absent: torch tests skip, the NumPy backend must pass
 test-notorch:

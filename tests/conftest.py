@@ -36,13 +36,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     skip_cuda = pytest.mark.skip(reason="no CUDA device")
-    # timer-driven interrupts of the main thread: a pytest-xdist worker can take
-    # one in its own machinery and go down, so they run in make test's serial pass
-    skip_serial = pytest.mark.skip(reason="runs in the serial pass (-p no:xdist)")
-    under_xdist = bool(os.environ.get("PYTEST_XDIST_WORKER"))
     for item in items:
-        if under_xdist and "serial" in item.keywords:
-            item.add_marker(skip_serial)
         if "cuda" in item.keywords and not HAS_CUDA:
             item.add_marker(skip_cuda)
 

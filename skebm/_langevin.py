@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skebm._engine import nested_fit, transaction
+from skebm._engine import nested_fit, skip_on_interrupt, transaction
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX
 from skebm.utils._docstring import substitute_docstring
@@ -467,7 +467,9 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         interrupted = self._train(X, y, incremental=incremental, classes=classes)
         crossfit = self.calibrate and self.calibration_cv is not None
         if crossfit and not incremental and not interrupted:
-            self.temperature_ = self._crossfit_temperature(X, y)
+            keeps = f"temperature_={self.temperature_:.3g}"
+            with skip_on_interrupt(self, "calibration", keeps):
+                self.temperature_ = self._crossfit_temperature(X, y)
         return self
 
     def _crossfit_temperature(self, X, y):
@@ -487,31 +489,22 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         )
         logits = np.full((len(y), len(self.classes_)), -np.inf)
         used = np.zeros(len(y), dtype=bool)
-        try:
-            for i, (train, test) in enumerate(folds.split(X, y)):
-                if np.unique(y[train]).size < 2:
-                    continue
-                model = clone(self).set_params(
-                    calibrate=False,
-                    warm_start=False,
-                    random_state=self.random_state_.randint(_SEED_MAX),
-                )
-                model._progress_label = f"calibration fold {i + 1}/{k}"
-                # callbacks follow this fit's epochs; the internal fold fits stay silent
-                vars(model).pop("_skl_callbacks", None)
-                with warnings.catch_warnings(), nested_fit():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    model.fit(X[train], y[train])
-                logits[np.ix_(test, model.classes_)] = model._logits(X[test])
-                used[test] = np.isin(y[test], model.classes_)
-        except KeyboardInterrupt:
-            warnings.warn(
-                f"{type(self).__name__}: calibration interrupted by the user; the "
-                f"model is trained and keeps temperature_={self.temperature_:.3g}.",
-                UserWarning,
-                stacklevel=4,
+        for i, (train, test) in enumerate(folds.split(X, y)):
+            if np.unique(y[train]).size < 2:
+                continue
+            model = clone(self).set_params(
+                calibrate=False,
+                warm_start=False,
+                random_state=self.random_state_.randint(_SEED_MAX),
             )
-            return self.temperature_
+            model._progress_label = f"calibration fold {i + 1}/{k}"
+            # callbacks follow this fit's epochs; the internal fold fits stay silent
+            vars(model).pop("_skl_callbacks", None)
+            with warnings.catch_warnings(), nested_fit():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X[train], y[train])
+            logits[np.ix_(test, model.classes_)] = model._logits(X[test])
+            used[test] = np.isin(y[test], model.classes_)
         if not used.any():
             return 1.0
         be = self._torch()

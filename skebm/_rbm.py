@@ -609,12 +609,12 @@ class RBM(
         return self.learning_rate
 
     def _objective(self, backend, state, X):
-        """Minus the mean pseudo-log-likelihood per feature of up to 1000 rows
+        """Minus the mean pseudo-log-likelihood per feature of up to 256 rows
         (Bernoulli visible units; NaN for Gaussian ones), with one flipped unit
         per row drawn from a fixed seed."""
         if self.visible != "bernoulli" or X.shape[0] < _PL_MIN_ROWS:
             return float("nan")
-        v = backend.core.asarray(X[:1000], self._dtype, state["W"].device)
+        v = backend.core.asarray(X[:256], self._dtype, state["W"].device)
         cols = np.random.default_rng(0).integers(0, X.shape[1], v.shape[0])
         pl = backend.rbm.pseudo_likelihood(
             v, cols, state["W"], state["b"], state["c"], self.visible

@@ -10,7 +10,6 @@ from skebm._hopfield import HopfieldMemory
 from skebm._langevin import LangevinEBMClassifier
 from skebm._rbm import RBM
 from skebm._vae import VAETransformer
-
 from skebm._version import __version__
 
 __all__ = [

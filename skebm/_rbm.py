@@ -605,6 +605,10 @@ class RBM(
         "visible='gaussian', MinMaxScaler for 'bernoulli'), or add `weight_decay`."
     )
 
+    def _step_work(self, X):
+        """One minibatch's product with W (a step does a handful of them)."""
+        return float(self.batch_size) * X.shape[1] * self.n_components
+
     def _learning_rate(self):
         return self.learning_rate
 

@@ -330,7 +330,7 @@ class IterativeFitMixin(CallbackSupport):
             self._last_update = None
         n_epochs = self._n_epochs() if reset else 1
         tasks = EpochTasks(self, n_epochs, X)
-        with get_backend(self.backend).core.thread_limit():
+        with get_backend(self.backend).core.thread_limit(self._step_work(X)):
             trainer = _StateTrainer(self, X, n_epochs)
             self.learning_rate_, _, _ = run_epochs(
                 self,
@@ -350,6 +350,11 @@ class IterativeFitMixin(CallbackSupport):
     def _n_average_epochs(self):
         """Number of final epochs of a call whose updates are averaged (0: none)."""
         return 0
+
+    def _step_work(self, X):
+        """Multiply-adds of one training step (sizes torch's thread pool); None:
+        unknown."""
+        return None
 
     def _batches(self, X, backend, device, dtype, order):
         """Backend batches of ``batch_size`` rows of X, in the given row order."""

@@ -66,6 +66,7 @@ def sum_is_finite(X: np.ndarray) -> bool:
         return bool(np.isfinite((X @ np.ones(X.shape[1], dtype=X.dtype)).sum()))
 
 
-def thread_limit() -> contextlib.AbstractContextManager:
-    """No-op: NumPy's BLAS follows ``threadpoolctl`` limits by itself."""
+def thread_limit(work: float | None = None) -> contextlib.AbstractContextManager:
+    """No-op: NumPy's BLAS follows ``threadpoolctl`` limits by itself (``work``,
+    the multiply-adds of one step, sizes the torch backend's pool)."""
     return contextlib.nullcontext()

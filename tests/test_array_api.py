@@ -207,3 +207,49 @@ def test_cuda_tensors_stay_on_cuda():
         assert est.transform(Xc).device.type == "cuda"
         vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=2)
         assert vae.fit(Xc).transform(Xc).device.type == "cuda"
+
+
+#: the estimators whose modules other work edits: one test each, kept apart
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name, convert", list(_namespaces()), ids=lambda v: "")
+def test_hopfield_outputs_in_the_input_namespace(name, convert):
+    from skebm import HopfieldMemory
+
+    X, _ = _data(n=4, d=16)
+    Xa = convert(X)
+    with sklearn.config_context(array_api_dispatch=True):
+        for rule in ("hebbian", "modern"):
+            est = HopfieldMemory(rule=rule, max_iter=20, random_state=0).fit(Xa)
+            for method in ("transform", "predict", "energy", "score_samples"):
+                assert _same_place(getattr(est, method)(Xa), Xa), method
+            assert _same_place(est.recall(Xa).states, Xa)
+            assert _same_place(est.sample(3, random_state=0), Xa)
+        assert _same_place(est.predict_proba(Xa), Xa)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name, convert", list(_namespaces()), ids=lambda v: "")
+def test_langevin_outputs_in_the_input_namespace(name, convert):
+    from skebm import LangevinEBMClassifier
+
+    X, y = _data()
+    Xa, ya = convert(X), convert(y)
+    est = LangevinEBMClassifier(
+        hidden_layer_sizes=(8,),
+        max_iter=3,
+        sgld_steps=2,
+        buffer_size=20,
+        random_state=0,
+    )
+    with sklearn.config_context(array_api_dispatch=True):
+        est.fit(Xa, ya)
+        for method in (
+            "predict",
+            "predict_proba",
+            "predict_log_proba",
+            "score_samples",
+            "energy",
+        ):
+            assert _same_place(getattr(est, method)(Xa), Xa), method
+        assert _same_place(est.sample(3, random_state=0), Xa)
+        assert isinstance(est.score(Xa, ya), float)

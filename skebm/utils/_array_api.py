@@ -77,6 +77,8 @@ def from_numpy(array, xp, device):
 def _convert_output(out, xp, device):
     if isinstance(out, tuple):
         return tuple(_convert_output(o, xp, device) for o in out)
+    if isinstance(out, dict):  # a Bunch of arrays (HopfieldMemory.recall)
+        return type(out)(**{k: _convert_output(v, xp, device) for k, v in out.items()})
     return from_numpy(out, xp, device)
 
 

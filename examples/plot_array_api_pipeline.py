@@ -5,9 +5,9 @@ A scikit-learn pipeline on torch tensors, end to end
 
 With ``sklearn.set_config(array_api_dispatch=True)``, scikit-learn estimators that
 support the array API standard take torch tensors and answer with torch tensors, on
-the tensors' device. :class:`skebm.RBM` and :class:`skebm.VAETransformer` do too, so
-a ``MinMaxScaler -> RBM -> LogisticRegression`` pipeline runs on tensors from the
-first step to the last. Here the tensors live on the CPU; the last cell says what
+the tensors' device. skebm's estimators do too, so a
+``MinMaxScaler ->`` :class:`~skebm.RBM` ``-> LogisticRegression`` pipeline runs on
+tensors from the first step to the last. Here the tensors live on the CPU; the last cell says what
 changes on a GPU.
 
 Array API dispatch needs SciPy's own array API support, which SciPy reads from the

@@ -406,7 +406,7 @@ default="modern"
                 "recall errors and spurious states; use more units, fewer patterns or "
                 "a rule of larger capacity (storkey < pseudoinverse < dense < modern).",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         if self.n_unstable_:
             warnings.warn(
@@ -414,7 +414,7 @@ default="modern"
                 f"recalled from themselves by rule={self.rule!r} (they are not fixed "
                 f"points of the recall); {rule.advice(self._config())}.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         if self.verbose:
             print(
@@ -931,7 +931,7 @@ def _as_patterns(X, encoding, rule):
             "values become 1). Binarise X first, set `encoding`, or use "
             "rule='modern' for real-valued patterns.",
             UserWarning,
-            stacklevel=6,
+            stacklevel=7,
         )
     s = np.where(X > _THRESHOLDS[encoding], 1.0, -1.0).astype(X.dtype)
     return s if encoding == "bipolar" else (s + 1) / 2

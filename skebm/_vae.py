@@ -731,7 +731,7 @@ class VAETransformer(
         """
         X = self._check_X(X)
         if self.likelihood_ == "bernoulli":
-            X = clip_unit_interval(X, warn=True, advice=_CLIP_ADVICE, stacklevel=3)
+            X = clip_unit_interval(X, warn=True, advice=_CLIP_ADVICE, stacklevel=4)
         k = self.n_importance_samples
         if n_importance_samples is not None:
             if (

@@ -22,6 +22,7 @@ from skebm._backends import BACKENDS
 from skebm._engine import transaction
 from skebm._hopfield_rules import RULES
 from skebm.base import _SEED_MAX, BackendMixin, EnergyMixin
+from skebm.utils._array_api import array_api_boundary
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._validation import check_finite
 
@@ -296,6 +297,7 @@ default="modern"
 
     # -- storing ---------------------------------------------------------------------
 
+    @array_api_boundary(fits=True)
     @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -326,6 +328,7 @@ default="modern"
         """
         return self._fit(X, reset=True)
 
+    @array_api_boundary(fits=True)
     @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -403,7 +406,7 @@ default="modern"
                 "recall errors and spurious states; use more units, fewer patterns or "
                 "a rule of larger capacity (storkey < pseudoinverse < dense < modern).",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         if self.n_unstable_:
             warnings.warn(
@@ -411,7 +414,7 @@ default="modern"
                 f"recalled from themselves by rule={self.rule!r} (they are not fixed "
                 f"points of the recall); {rule.advice(self._config())}.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         if self.verbose:
             print(
@@ -611,6 +614,7 @@ default="modern"
 
         return self._map_blocks(X, fn)
 
+    @array_api_boundary
     def recall(self, X):
         """Recall from every probe and report how each recall ended.
 
@@ -661,6 +665,7 @@ default="modern"
             result.proba = out["proba"]
         return result
 
+    @array_api_boundary
     def transform(self, X):
         """Recall the stored pattern nearest to each probe by the network dynamics.
 
@@ -689,6 +694,7 @@ default="modern"
         X = self._check_X(X)
         return _decode(self._recall(X, ("states",))[0], self.encoding_)
 
+    @array_api_boundary
     def predict(self, X):
         """Index of the stored pattern each probe recalls; -1 for a spurious state.
 
@@ -720,6 +726,7 @@ default="modern"
         return self._recall(X, ("memory",))[0]
 
     @available_if(lambda est: est.rule == "modern")
+    @array_api_boundary
     def predict_proba(self, X):
         """Softmax weights over the memories at the end of recall ("modern" only).
 
@@ -751,6 +758,7 @@ default="modern"
         X = self._check_X(X)
         return self._recall(X, ("proba",))[0]
 
+    @array_api_boundary
     def energy(self, X):
         """Energy of each state under the stored patterns (lower is more stable).
 
@@ -790,6 +798,7 @@ default="modern"
             )
         return energy
 
+    @array_api_boundary
     def score_samples(self, X):
         """Negative energy: an unnormalised log-probability of each state.
 
@@ -816,6 +825,7 @@ default="modern"
         """
         return -self.energy(X)
 
+    @array_api_boundary
     @transaction
     @validate_params(
         {
@@ -894,6 +904,7 @@ default="random"
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.array_api_support = True
         return tags
 
 
@@ -920,7 +931,7 @@ def _as_patterns(X, encoding, rule):
             "values become 1). Binarise X first, set `encoding`, or use "
             "rule='modern' for real-valued patterns.",
             UserWarning,
-            stacklevel=6,
+            stacklevel=7,
         )
     s = np.where(X > _THRESHOLDS[encoding], 1.0, -1.0).astype(X.dtype)
     return s if encoding == "bipolar" else (s + 1) / 2

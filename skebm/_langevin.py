@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skebm._engine import nested_fit, skip_on_interrupt, transaction
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX
+from skebm.utils._array_api import array_api_boundary
 from skebm.utils._docstring import substitute_docstring
 
 #: an energy beyond this magnitude means training has exploded
@@ -378,6 +379,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------
 
+    @array_api_boundary(fits=True)
     @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -408,6 +410,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         """
         return self._fit(X, y, incremental=False)
 
+    @array_api_boundary(fits=True)
     @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
@@ -619,6 +622,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         """The network's logits of rows in the internal scale."""
         return self._predict_tensor(Z, lambda be, net, x: be.nn.forward(net, x))
 
+    @array_api_boundary
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`.
 
@@ -646,6 +650,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         """
         return log_softmax(self._logits(self._check_X(X)) / self.temperature_, axis=1)
 
+    @array_api_boundary
     def predict_proba(self, X):
         """Class probabilities softmax(f(x) / ``temperature_``).
 
@@ -675,6 +680,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         """
         return np.exp(self.predict_log_proba(X))
 
+    @array_api_boundary
     def predict(self, X):
         """Most probable class of each row.
 
@@ -702,6 +708,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         logits = self._logits(self._check_X(X))
         return self.classes_[np.argmax(logits, axis=1)]
 
+    @array_api_boundary
     def score_samples(self, X):
         """Unnormalised log-density logsumexp_y f(x)[y] = -E(x).
 
@@ -743,6 +750,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         _check_finite_output(scores[:, None], X, self.data_min_, self.data_max_)
         return scores
 
+    @array_api_boundary
     def energy(self, X):
         """Energy E(x) = -logsumexp_y f(x)[y] (lower = more probable).
 
@@ -769,6 +777,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         """
         return -self.score_samples(X)
 
+    @array_api_boundary
     @validate_params(
         {
             "n_samples": [Interval(Integral, 1, None, closed="left")],
@@ -858,4 +867,5 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
+        tags.array_api_support = True
         return tags

@@ -31,6 +31,7 @@ from skebm.base import (
     EnergyMixin,
     IterativeFitMixin,
 )
+from skebm.utils._array_api import array_api_boundary
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._validation import clip_unit_interval
 
@@ -477,6 +478,7 @@ class RBM(
 
     # -- fitting ---------------------------------------------------------------------
 
+    @array_api_boundary(fits=True)
     @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -505,6 +507,7 @@ class RBM(
         """
         return self._fit(X, reset=True)
 
+    @array_api_boundary(fits=True)
     @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -707,6 +710,7 @@ class RBM(
             f"components_ up to {w_max:.3g}. {advice}"
         )
 
+    @array_api_boundary
     def transform(self, X):
         """Compute the hidden activation probabilities P(h = 1 | v).
 
@@ -737,6 +741,7 @@ class RBM(
             X, lambda ops, p, v: ops.mean_hiddens(v, p["W"], p["c"]), "transform"
         )
 
+    @array_api_boundary
     def inverse_transform(self, X):
         """Compute the visible means E[v | h] of hidden states or probabilities.
 
@@ -772,6 +777,7 @@ class RBM(
             "inverse_transform",
         )
 
+    @array_api_boundary
     def free_energy(self, X):
         """Compute the free energy F(v) = -log sum_h exp(-E(v, h)).
 
@@ -803,6 +809,7 @@ class RBM(
             method,
         )
 
+    @array_api_boundary
     def energy(self, X):
         """Compute the energy of visible vectors: the free energy F(v).
 
@@ -829,6 +836,7 @@ class RBM(
         """
         return self.free_energy(X)
 
+    @array_api_boundary
     def log_partition(self, method="auto", *, return_std=False, max_states=None):
         """Compute the log partition function log Z of the fitted model.
 
@@ -962,6 +970,7 @@ class RBM(
         if self.verbose:
             print(f"[{type(self).__name__}] {line}", flush=True)
 
+    @array_api_boundary
     def score_samples(self, X):
         """Compute the log-likelihood log p(v) = -F(v) - log Z of each row.
 
@@ -997,6 +1006,7 @@ class RBM(
             -self._free_energy(X, "score_samples") - log_z, X, "score_samples"
         )
 
+    @array_api_boundary
     def pseudo_likelihood(self, X):
         """Compute BernoulliRBM's ``score_samples``: a pseudo-log-likelihood.
 
@@ -1049,6 +1059,7 @@ class RBM(
         )
         return backend, device, p, backend.core.make_rng(rs.randint(_SEED_MAX), device)
 
+    @array_api_boundary
     def gibbs(self, v):
         """Perform one Gibbs sampling step, v -> h -> v', as BernoulliRBM.gibbs.
 
@@ -1081,6 +1092,7 @@ class RBM(
             "gibbs",
         )
 
+    @array_api_boundary
     @validate_params(
         {
             "n_samples": [Interval(Integral, 1, None, closed="left")],
@@ -1169,4 +1181,5 @@ default="random"
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.array_api_support = True
         return tags

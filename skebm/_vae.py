@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skebm._engine import transaction
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
+from skebm.utils._array_api import array_api_boundary
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._random import row_normal_draws
 from skebm.utils._validation import check_finite_output, clip_unit_interval
@@ -329,6 +330,7 @@ class VAETransformer(
 
     # -- fitting ---------------------------------------------------------------------
 
+    @array_api_boundary(fits=True)
     @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -358,6 +360,7 @@ class VAETransformer(
         """
         return self._fit(X, y, incremental=False)
 
+    @array_api_boundary(fits=True)
     @transaction
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, classes=None):
@@ -610,6 +613,7 @@ class VAETransformer(
             out.append(self._predict_tensor(block, fn, batch_rows=rows))
         return np.concatenate(out) if out else np.zeros(0)
 
+    @array_api_boundary
     def transform(self, X):
         """Encode X: the posterior mean E[z | x] under q(z | x).
 
@@ -642,6 +646,7 @@ class VAETransformer(
         )
         return check_finite_output(Z.astype(X.dtype, copy=False), self, "transform", X)
 
+    @array_api_boundary
     def inverse_transform(self, X, y=None):
         """Decode latent codes: the decoder mean E[x | z, y], in input units.
 
@@ -704,6 +709,7 @@ class VAETransformer(
             out = self._predict_tensor(Zy, fn)
         return self._unscaled(out)
 
+    @array_api_boundary
     def score_samples(self, X, n_importance_samples=None):
         """Estimate the log-likelihood log p(x) of each row (the IWAE bound L_k).
 
@@ -734,7 +740,7 @@ class VAETransformer(
         """
         X = self._check_X(X)
         if self.likelihood_ == "bernoulli":
-            X = clip_unit_interval(X, warn=True, advice=_CLIP_ADVICE, stacklevel=3)
+            X = clip_unit_interval(X, warn=True, advice=_CLIP_ADVICE, stacklevel=4)
         k = self.n_importance_samples
         if n_importance_samples is not None:
             if (
@@ -749,6 +755,7 @@ class VAETransformer(
         out = self._bound(self._scaled(X), k) + self._log_jacobian
         return check_finite_output(out, self, "score_samples", X)
 
+    @array_api_boundary
     def energy(self, X):
         """Compute the energy -log p(x), estimated as ``-score_samples(X)``.
 
@@ -774,6 +781,7 @@ class VAETransformer(
         """
         return -self.score_samples(X)
 
+    @array_api_boundary
     @validate_params(
         {
             "n_samples": [Interval(Integral, 1, None, closed="left")],
@@ -840,6 +848,7 @@ class VAETransformer(
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.target_tags.required = bool(self.conditional)
+        tags.array_api_support = True
         return tags
 
 

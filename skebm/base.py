@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 from skebm import _version
 from skebm._backends import get_backend
 from skebm._engine import Trainer, run_epochs
+from skebm.utils._array_api import array_api_boundary, numpy_state
 from skebm.utils._callbacks import CallbackSupport, EpochTasks
 
 _SEED_MAX = np.iinfo(np.int32).max
@@ -74,7 +75,9 @@ class VersionedStateMixin:
     """
 
     def __getstate__(self):
-        state = dict(super().__getstate__())
+        # arrays of other namespaces (fits under array API dispatch) are saved as
+        # NumPy: a pickle or skops file never holds a torch object
+        state = numpy_state(super().__getstate__())
         state["_skebm_version"] = _version.__version__
         state["_sklearn_version"] = _sklearn_version
         return state
@@ -108,6 +111,7 @@ class EnergyMixin:
     ``sample(n_samples)``.
     """
 
+    @array_api_boundary
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over the rows of X.
 

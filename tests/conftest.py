@@ -3,7 +3,11 @@
 import importlib.util
 import os
 
-import pytest
+# scikit-learn's array API dispatch (tests/test_common.py, tests/test_array_api.py)
+# needs SciPy's own support, which SciPy reads when it is first imported
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import pytest  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 BACKENDS = ["numpy", "torch"] if HAS_TORCH else ["numpy"]

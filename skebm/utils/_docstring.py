@@ -12,12 +12,16 @@ _SHARED = {
     Which numerical backend runs the computations. "numpy" needs nothing beyond
     the runtime dependencies; "torch" needs PyTorch and can use a GPU. Both give
     the same results up to floating point rounding (and to the random streams,
-    which differ between backends).""",
+    which differ between backends). It chooses for NumPy input: under array API
+    dispatch, estimators that support it compute torch tensors on the torch
+    backend, on the tensors' device.""",
     "device": """device : str, default="auto"
     Where the torch backend computes: "cpu", "cuda" or "cuda:N"; "auto" picks
     CUDA when a device is available, else the CPU. The numpy backend accepts only
-    "auto" and "cpu". Fitted attributes are NumPy arrays whatever the device, so a
-    model fitted on a GPU pickles and loads on a machine without one.""",
+    "auto" and "cpu". Fitted attributes are NumPy arrays whatever the device
+    (under array API dispatch, arrays of the fit input's namespace), and pickles
+    hold NumPy arrays, so a model fitted on a GPU loads on a machine without
+    one.""",
     "random_state": """random_state : int, RandomState instance or None, default=None
     Seeds initialisation, batch shuffling and every sampler. An int gives
     identical results for the same backend, device and machine. See

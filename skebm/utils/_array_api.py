@@ -1,0 +1,190 @@
+"""Array API dispatch at the estimators' boundary, the scikit-learn way.
+
+With ``sklearn.set_config(array_api_dispatch=True)``, a public method decorated with
+:func:`array_api_boundary` takes arrays of any namespace (torch tensors,
+array-api-strict arrays, ...) and answers in the namespace and on the device of its
+first array argument (of the fitted attributes when it has none, as ``sample``).
+Fitted array attributes follow the namespace and device of the ``fit`` input.
+
+Inside, the estimators keep their NumPy contract: the decorator converts the array
+arguments and the estimator's non-NumPy array attributes to NumPy for the duration
+of the call, under a per-estimator lock, and converts back on the way out. Torch
+inputs run the numerics on the torch backend on the input's device (``backend=``
+and ``device=`` apply to NumPy inputs only). Without dispatch and with NumPy state,
+the method runs untouched.
+
+This module never imports torch: it recognises arrays through the
+``array_api_compat`` that scikit-learn vendors.
+"""
+
+import functools
+import threading
+import weakref
+
+import numpy as np
+from sklearn import get_config
+from sklearn.externals.array_api_compat import (
+    array_namespace,
+    is_array_api_obj,
+    is_numpy_array,
+    is_torch_array,
+)
+from sklearn.utils._array_api import get_namespace_and_device
+
+_LOCKS_GUARD = threading.Lock()
+_LOCKS = weakref.WeakKeyDictionary()
+
+#: fitted attributes that stay NumPy whatever the input (labels may be strings)
+_KEEP_NUMPY = frozenset({"classes_", "feature_names_in_"})
+
+
+def _foreign(value):
+    """Whether ``value`` is an array of a namespace other than NumPy."""
+    return (
+        value is not None
+        and not isinstance(value, np.ndarray | np.generic)
+        and is_array_api_obj(value)
+        and not is_numpy_array(value)
+    )
+
+
+def to_numpy(array):
+    """A NumPy copy (a view on the CPU where the library allows) of any array."""
+    if not _foreign(array):
+        return array
+    if is_torch_array(array):
+        return array.detach().cpu().numpy()
+    name = array_namespace(array).__name__
+    if "array_api_strict" in name:
+        xp = array_namespace(array)
+        return np.asarray(xp.asarray(array, device=xp.Device("CPU_DEVICE")))
+    if "cupy" in name:  # pragma: no cover
+        return array.get()
+    return np.from_dlpack(array)
+
+
+def from_numpy(array, xp, device):
+    """``array`` (NumPy) as an array of namespace ``xp`` on ``device``."""
+    if (
+        xp is None
+        or not isinstance(array, np.ndarray)
+        or array.dtype.kind not in "biuf"
+    ):
+        return array
+    return xp.asarray(array, device=device)
+
+
+def _convert_output(out, xp, device):
+    if isinstance(out, tuple):
+        return tuple(_convert_output(o, xp, device) for o in out)
+    if isinstance(out, dict):  # a Bunch of arrays (HopfieldMemory.recall)
+        return type(out)(**{k: _convert_output(v, xp, device) for k, v in out.items()})
+    return from_numpy(out, xp, device)
+
+
+def numpy_state(state):
+    """``state`` (an estimator's ``__dict__``) with every array in NumPy, for pickles."""
+    return {k: to_numpy(v) if _foreign(v) else v for k, v in state.items()}
+
+
+def _lock(estimator):
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(estimator, threading.RLock())
+
+
+def _target(args, attributes):
+    """(xp, device, first foreign array) the call answers in; xp None: NumPy out."""
+    arrays = [a for a in args if is_array_api_obj(a)]
+    if not get_config()["array_api_dispatch"]:
+        return None, None, None
+    first = arrays[0] if arrays else next(iter(attributes.values()), None)
+    if not _foreign(first):
+        return None, None, None
+    namespace_and_device = get_namespace_and_device(first)
+    xp, device = namespace_and_device[0], namespace_and_device[-1]
+    return xp, device, first
+
+
+def _where(array):
+    """(namespace name, device) of an array; NumPy and array-likes are on the CPU."""
+    if not _foreign(array):
+        return "numpy", "cpu"
+    namespace_and_device = get_namespace_and_device(array)
+    return namespace_and_device[0].__name__, str(namespace_and_device[-1])
+
+
+def _check_same_namespace(estimator, method, first):
+    """Under dispatch, inputs after ``fit`` share the namespace and device of the
+    fitted attributes, as scikit-learn's ``check_same_namespace`` demands."""
+    fitted = (
+        value
+        for key, value in vars(estimator).items()
+        if key not in _KEEP_NUMPY and (_foreign(value) or isinstance(value, np.ndarray))
+    )
+    reference = next(fitted, None)
+    if first is None or reference is None or _where(first) == _where(reference):
+        return
+    raise ValueError(
+        f"Inputs passed to {type(estimator).__name__}.{method}() must use the same "
+        f"namespace and the same device as those passed to fit(): got "
+        f"{_where(first)}, fitted on {_where(reference)}."
+    )
+
+
+def _run_on_torch(estimator, device):
+    """Parameters that put the numerics on the torch backend on ``device``."""
+    params = estimator.get_params(deep=False)
+    moved = {}
+    if "backend" in params:
+        moved["backend"] = "torch"
+    if "device" in params:
+        moved["device"] = str(device)
+    return moved
+
+
+def array_api_boundary(method=None, *, fits=False):
+    """Decorate a public method: any array namespace in, the same namespace out.
+
+    ``fits=True`` marks ``fit`` / ``partial_fit``: on success, every numeric array
+    attribute moves to the namespace and device of the input (scikit-learn's
+    convention); other methods leave the attributes as they found them.
+    """
+    if method is None:
+        return functools.partial(array_api_boundary, fits=fits)
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        attributes = {k: v for k, v in vars(self).items() if _foreign(v)}
+        values = [*args, *kwargs.values()]
+        if not attributes and not (
+            get_config()["array_api_dispatch"] and any(_foreign(a) for a in values)
+        ):
+            return method(self, *args, **kwargs)
+        with _lock(self):
+            attributes = {k: v for k, v in vars(self).items() if _foreign(v)}
+            xp, device, first = _target(values, attributes)
+            if get_config()["array_api_dispatch"] and not fits:
+                arrays = [a for a in values if is_array_api_obj(a)]
+                _check_same_namespace(self, method.__name__, next(iter(arrays), None))
+            args = [to_numpy(a) for a in args]
+            kwargs = {k: to_numpy(v) for k, v in kwargs.items()}
+            params = self.get_params(deep=False)
+            moved = _run_on_torch(self, device) if is_torch_array(first) else {}
+            converted = {k: to_numpy(v) for k, v in attributes.items()}
+            vars(self).update(converted)
+            vars(self).update(moved)
+            try:
+                out = method(self, *args, **kwargs)
+            except BaseException:
+                vars(self).update(attributes)
+                raise
+            finally:
+                vars(self).update({k: params[k] for k in moved})
+            for key, value in list(vars(self).items()):
+                if key in converted and value is converted[key] and not fits:
+                    setattr(self, key, attributes[key])
+                elif fits and key not in _KEEP_NUMPY and not key.startswith("__"):
+                    setattr(self, key, from_numpy(value, xp, device))
+            return _convert_output(out, xp, device)
+
+    return wrapper

@@ -464,7 +464,7 @@ def test_divergence_rolls_back_warns_and_recovers(digits):
     with pytest.warns(ConvergenceWarning, match="rolled back"):
         clf.fit(X, y)
     assert clf.n_iter_ == 3
-    assert clf.learning_rate_ == pytest.approx(FAST.get("learning_rate_init", 1e-3) / 2)
+    assert clf.learning_rate_ == pytest.approx(clf.learning_rate_init / 2)
     assert np.all(np.isfinite(clf.predict_proba(X)))
 
 

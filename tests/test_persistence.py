@@ -238,9 +238,13 @@ def test_skops_loaded_neural_model_keeps_training():
         warnings.simplefilter("ignore")
         est.fit(X, y)
         loaded = sio.loads(sio.dumps(est), trusted=TRUSTED_TYPES[type(est)])
+        before = est.predict_proba(X)
         loaded.partial_fit(X, y)
         est.partial_fit(X, y)
-    np.testing.assert_allclose(loaded.predict_proba(X), est.predict_proba(X))
+    # the network and Adam state travel; the replay buffer does not (the loaded
+    # model draws new SGLD chains), so the two updates agree closely, not exactly
+    assert not np.allclose(est.predict_proba(X), before)
+    np.testing.assert_allclose(loaded.predict_proba(X), est.predict_proba(X), atol=1e-3)
 
 
 # -- version mismatch --------------------------------------------------------------------

@@ -274,7 +274,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         if batch_rows is None:
             width = max(be.nn.widest_layer(net), X.shape[1])
             batch_rows = block_rows(4 * width, dtype.itemsize)
-        with be.core.thread_limit():
+        with be.core.thread_limit(be.core.network_work(net, min(batch_rows, len(X)))):
             return map_blocks(
                 X,
                 lambda rows: be.core.to_numpy(
@@ -330,6 +330,9 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
                 first=first,
                 incremental=incremental,
             )
+        # and within one thread per share of work of a training step
+        work = be.core.network_work(trainer.net, trainer.batch_size)
+        with be.core.thread_limit(work):
             self.learning_rate_, stopped, interrupted = run_epochs(
                 self,
                 trainer,

@@ -953,7 +953,7 @@ class RBM(
                 log_z, log_w = backend.rbm.ais_log_partition(
                     *args, betas, self.ais_n_chains, rng
                 )
-                std = _ais_standard_error(np.asarray(log_w, dtype=np.float64))
+                std = _ais_standard_error(backend.core.to_numpy(log_w))
         if not np.isfinite(log_z):
             raise ValueError(
                 f"log Z ({method}) is not finite: the parameters overflow "

@@ -7,7 +7,10 @@ module per model: ``rbm`` ...) exposing the same functions. Estimators call
 package imports torch, and it is imported the first time it is asked for.
 """
 
+import functools
 import importlib
+
+from sklearn.externals.array_api_compat import is_torch_namespace
 
 #: name -> importable package; add a backend by adding a mirrored package here.
 BACKENDS = {
@@ -45,6 +48,13 @@ def get_backend(name):
         if name in _INSTALL_HINT and exc.name in (name, None):
             raise ImportError(_INSTALL_HINT[name]) from exc
         raise
+
+
+@functools.cache
+def primitives_for(xp):
+    """The backend module of primitives (random draws, special functions) that
+    serves arrays of namespace ``xp``: torch's for torch, NumPy's otherwise."""
+    return get_backend("torch" if is_torch_namespace(xp) else "numpy").primitives
 
 
 def available_backends():

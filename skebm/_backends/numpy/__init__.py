@@ -1,5 +1,10 @@
-"""NumPy backend: every function takes and returns ``numpy.ndarray``."""
+"""NumPy backend: every function takes and returns ``numpy.ndarray``.
 
-from skebm._backends.numpy import core, hopfield, rbm
+``rbm`` is the shared RBM numerics of ``skebm._numerics.rbm`` (written once over an
+array namespace), kept here so that ``get_backend(name).rbm`` reaches it.
+"""
 
-__all__ = ["core", "hopfield", "rbm"]
+from skebm._backends.numpy import core, hopfield, primitives
+from skebm._numerics import rbm
+
+__all__ = ["core", "hopfield", "primitives", "rbm"]

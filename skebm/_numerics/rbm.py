@@ -1,8 +1,7 @@
-"""Restricted Boltzmann machine numerics, NumPy backend.
+"""Restricted Boltzmann machine numerics, written once over an array namespace.
 
-Notation (shared with ``skebm/_backends/torch/rbm.py``, which mirrors this file):
-``v`` visible states (n, V), ``h`` hidden states (n, H), ``W`` weights (H, V)
-(``components_``), ``b`` visible biases (V,), ``c`` hidden biases (H,).
+Notation: ``v`` visible states (n, V), ``h`` hidden states (n, H), ``W`` weights
+(H, V) (``components_``), ``b`` visible biases (V,), ``c`` hidden biases (H,).
 
     E(v, h) = E_vis(v; b) - c.h - h^T W v
     Bernoulli visible units: E_vis(v; b) = -b.v,             v in {0, 1}^V
@@ -10,43 +9,32 @@ Notation (shared with ``skebm/_backends/torch/rbm.py``, which mirrors this file)
 
 The free energy sums the hidden units out:
     F(v) = E_vis(v; b) - sum_j softplus(c_j + (W v)_j).
+
+Every function takes arrays of one namespace (NumPy arrays or torch tensors) and
+returns arrays of it. ``xp`` is resolved from the arrays when not given; the
+entry points resolve it once and pass it down, which matters at small batches.
+Random draws and special functions come from the backend's primitives (``_ops``).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-from scipy.special import logsumexp
+from sklearn.externals import array_api_compat
+from sklearn.externals.array_api_compat import device
 
-# -- elementwise helpers ---------------------------------------------------------------
+from skebm._backends import primitives_for as _ops
 
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)), computed in place on ``x`` (a fresh array from the caller).
-
-    exp(-x) overflows to inf for x < -709 and gives the right limit 0; the overflow
-    flag is silenced. About three times faster than ``scipy.special.expit``.
-    """
-    with np.errstate(over="ignore"):
-        np.negative(x, out=x)
-        np.exp(x, out=x)
-    x += 1.0
-    return np.reciprocal(x, out=x)
+_NAMESPACES = {}
 
 
-def softplus(x: np.ndarray) -> np.ndarray:
-    """log(1 + exp(x)) without overflow."""
-    return np.logaddexp(0.0, x)
-
-
-def sample_bernoulli(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Independent Bernoulli draws with success probabilities ``p``.
-
-    float32 uniforms (24 random bits) are ample for a threshold and faster to draw.
-    """
-    out = np.empty_like(p)
-    return np.less(rng.random(p.shape, dtype=np.float32), p, out=out)
+def array_namespace(x):
+    """``array_api_compat.array_namespace(x)``, memoised per array type: it costs a
+    few microseconds a call, a twentieth of a training step at batch size 10."""
+    xp = _NAMESPACES.get(type(x))
+    if xp is None:
+        xp = _NAMESPACES[type(x)] = array_api_compat.array_namespace(x)
+    return xp
 
 
 # -- visible unit types (registry, CONTRIBUTING.md, convention 7) ------------------------
@@ -56,45 +44,45 @@ class BernoulliUnits:
     """Binary visible units: p(v_i = 1 | h) = sigmoid(b_i + (h W)_i)."""
 
     @staticmethod
-    def mean(field):
-        return sigmoid(field)
+    def mean(field, xp):
+        return _ops(xp).sigmoid(field)
 
     @staticmethod
-    def sample(mean, rng):
-        return sample_bernoulli(mean, rng)
+    def sample(mean, rng, xp):
+        return _ops(xp).bernoulli(mean, rng)
 
     @staticmethod
-    def energy(v, b):
+    def energy(v, b, xp):
         """E_vis(v; b) = -b.v"""
         return -(v @ b)
 
     @staticmethod
-    def log_normalizer(field, b):
+    def log_normalizer(field, b, xp):
         """log sum_v exp(-E_vis(v; b) + v.(h W)) for field = b + h W: sum softplus(field)."""
-        return softplus(field).sum(axis=1)
+        return xp.sum(_ops(xp).softplus(field), axis=1)
 
 
 class GaussianUnits:
     """Real visible units of unit variance: v | h ~ N(b + h W, I)."""
 
     @staticmethod
-    def mean(field):
+    def mean(field, xp):
         return field
 
     @staticmethod
-    def sample(mean, rng):
-        return mean + rng.standard_normal(mean.shape, dtype=mean.dtype)
+    def sample(mean, rng, xp):
+        return mean + _ops(xp).standard_normal(mean, rng)
 
     @staticmethod
-    def energy(v, b):
+    def energy(v, b, xp):
         """E_vis(v; b) = ||v - b||^2 / 2"""
-        return 0.5 * np.square(v - b).sum(axis=1)
+        return 0.5 * xp.sum(xp.square(v - b), axis=1)
 
     @staticmethod
-    def log_normalizer(field, b):
+    def log_normalizer(field, b, xp):
         """log int exp(-||v - b||^2 / 2 + v.(h W)) dv = V/2 log 2pi + (|f|^2 - |b|^2) / 2."""
         half_log_2pi = 0.5 * math.log(2.0 * math.pi) * field.shape[1]
-        return half_log_2pi + 0.5 * (np.square(field).sum(axis=1) - b @ b)
+        return half_log_2pi + 0.5 * (xp.sum(xp.square(field), axis=1) - b @ b)
 
 
 VISIBLE_UNITS = {"bernoulli": BernoulliUnits, "gaussian": GaussianUnits}
@@ -103,65 +91,76 @@ VISIBLE_UNITS = {"bernoulli": BernoulliUnits, "gaussian": GaussianUnits}
 # -- conditionals ----------------------------------------------------------------------
 
 
-def mean_hiddens(v: np.ndarray, W: np.ndarray, c: np.ndarray) -> np.ndarray:
+def sample_bernoulli(p, rng, xp=None):
+    """h ~ Bernoulli(p), independently per entry."""
+    return _ops(xp or array_namespace(p)).bernoulli(p, rng)
+
+
+def mean_hiddens(v, W, c, xp=None):
     """P(h = 1 | v) = sigmoid(c + v W^T)."""
     x = v @ W.T
     x += c
-    return sigmoid(x)
+    return _ops(xp or array_namespace(v)).sigmoid(x)
 
 
-def mean_visibles(
-    h: np.ndarray, W: np.ndarray, b: np.ndarray, visible: str
-) -> np.ndarray:
+def mean_visibles(h, W, b, visible: str, xp=None):
     """E[v | h]."""
-    return VISIBLE_UNITS[visible].mean(h @ W + b)
+    return VISIBLE_UNITS[visible].mean(h @ W + b, xp or array_namespace(h))
 
 
-def sample_visibles(h, W, b, visible: str, rng) -> np.ndarray:
+def sample_visibles(h, W, b, visible: str, rng, xp=None):
     """v ~ p(v | h)."""
+    xp = xp or array_namespace(h)
     units = VISIBLE_UNITS[visible]
-    return units.sample(units.mean(h @ W + b), rng)
+    return units.sample(units.mean(h @ W + b, xp), rng, xp)
 
 
-def free_energy(v, W, b, c, visible: str) -> np.ndarray:
+def free_energy(v, W, b, c, visible: str, xp=None):
     """F(v) = E_vis(v; b) - sum_j softplus(c_j + (W v)_j), shape (n,)."""
-    return VISIBLE_UNITS[visible].energy(v, b) - softplus(v @ W.T + c).sum(axis=1)
+    xp = xp or array_namespace(v)
+    hidden_term = xp.sum(_ops(xp).softplus(v @ W.T + c), axis=1)
+    return VISIBLE_UNITS[visible].energy(v, b, xp) - hidden_term
 
 
-def gibbs_step(v, W, b, c, visible: str, rng) -> np.ndarray:
+def gibbs_step(v, W, b, c, visible: str, rng, xp=None):
     """One Gibbs sweep v -> h ~ p(h|v) -> v' ~ p(v|h)."""
-    h = sample_bernoulli(mean_hiddens(v, W, c), rng)
-    return sample_visibles(h, W, b, visible, rng)
+    xp = xp or array_namespace(v)
+    h = _ops(xp).bernoulli(mean_hiddens(v, W, c, xp), rng)
+    return sample_visibles(h, W, b, visible, rng, xp)
 
 
-def gibbs_chain(v, W, b, c, visible: str, n_steps: int, rng):
+def gibbs_chain(v, W, b, c, visible: str, n_steps: int, rng, xp=None):
     """``n_steps`` Gibbs sweeps from visible states ``v``.
 
     Returns the last visible sample and E[v | h] for the last hidden sample (a
     noise-free picture of where each chain is).
     """
+    xp = xp or array_namespace(v)
+    units = VISIBLE_UNITS[visible]
     v_mean = v
     for _ in range(n_steps):
-        h = sample_bernoulli(mean_hiddens(v, W, c), rng)
-        v_mean = mean_visibles(h, W, b, visible)
-        v = VISIBLE_UNITS[visible].sample(v_mean, rng)
+        h = _ops(xp).bernoulli(mean_hiddens(v, W, c, xp), rng)
+        v_mean = mean_visibles(h, W, b, visible, xp)
+        v = units.sample(v_mean, rng, xp)
     return v, v_mean
 
 
-def base_sample(b, n_samples: int, visible: str, rng):
+def base_sample(b, n_samples: int, visible: str, rng, xp=None):
     """Exact draws from the model without weights (beta = 0 of AIS): v ~ p(v; b)."""
+    xp = xp or array_namespace(b)
     units = VISIBLE_UNITS[visible]
-    field = np.repeat(b[None, :], n_samples, axis=0)
-    return units.sample(units.mean(field), rng)
+    field = xp.zeros((n_samples, b.shape[0]), dtype=b.dtype, device=device(b)) + b
+    return units.sample(units.mean(field, xp), rng, xp)
 
 
 # -- partition function ----------------------------------------------------------------
 
 
-def binary_states(n_units: int, start: int, stop: int, dtype) -> np.ndarray:
+def binary_states(n_units: int, start: int, stop: int, dtype, xp, device=None):
     """Rows start..stop-1 of the 2**n_units binary configurations (bit j = unit j)."""
-    codes = np.arange(start, stop, dtype=np.int64)[:, None]
-    return ((codes >> np.arange(n_units, dtype=np.int64)) & 1).astype(dtype)
+    codes = xp.arange(start, stop, dtype=xp.int64, device=device)[:, None]
+    bits = xp.arange(n_units, dtype=xp.int64, device=device)
+    return xp.astype((codes >> bits) & 1, dtype)
 
 
 def exact_chunk_rows(
@@ -181,24 +180,27 @@ def log_partition_exact(W, b, c, visible: str, chunk_bytes: int = 1 << 24) -> fl
     Summing over binary v: log Z = logsumexp_v [-F(v)].
     The states are enumerated in chunks of about ``chunk_bytes`` of temporaries.
     """
+    xp = array_namespace(W)
     n_hidden, n_visible = W.shape
     over_visible = visible == "bernoulli" and n_visible < n_hidden
     n_units = n_visible if over_visible else n_hidden
     n_other = n_hidden + n_visible - n_units
-    step = exact_chunk_rows(n_units, n_other, W.dtype.itemsize, chunk_bytes)
+    itemsize = xp.finfo(W.dtype).bits // 8
+    step = exact_chunk_rows(n_units, n_other, itemsize, chunk_bytes)
     parts = []
     for start in range(0, 1 << n_units, step):
         stop = min(start + step, 1 << n_units)
-        s = binary_states(n_units, start, stop, W.dtype)
+        s = binary_states(n_units, start, stop, W.dtype, xp, device(W))
         if over_visible:
-            terms = -free_energy(s, W, b, c, visible)
+            terms = -free_energy(s, W, b, c, visible, xp)
         else:
-            terms = s @ c + VISIBLE_UNITS[visible].log_normalizer(s @ W + b, b)
-        parts.append(logsumexp(terms.astype(np.float64)))
-    return float(logsumexp(parts))
+            field = s @ W + b
+            terms = s @ c + VISIBLE_UNITS[visible].log_normalizer(field, b, xp)
+        parts.append(_ops(xp).logsumexp(xp.astype(terms, xp.float64)))
+    return _ops(xp).logsumexp(xp.asarray(parts, dtype=xp.float64, device=device(W)))
 
 
-def ais_log_partition(W, b, c, visible: str, betas: np.ndarray, n_chains: int, rng):
+def ais_log_partition(W, b, c, visible: str, betas, n_chains: int, rng):
     """log Z by annealed importance sampling along p_beta(v, h) with weights beta W.
 
     The base (beta = 0) is the model without interactions, whose log Z_0 is exact and
@@ -209,27 +211,30 @@ def ais_log_partition(W, b, c, visible: str, betas: np.ndarray, n_chains: int, r
     Returns
     -------
     log_z : float
-    log_weights : ndarray of shape (n_chains,)
+    log_weights : array of shape (n_chains,), float64, in W's namespace
     """
-    units = VISIBLE_UNITS[visible]
-    v = base_sample(b, n_chains, visible, rng)
-    log_z0 = units.log_normalizer(b[None, :].copy(), b)[0] + softplus(c).sum()
-    log_w = np.zeros(n_chains, dtype=np.float64)
+    xp = array_namespace(W)
+    ops, units = _ops(xp), VISIBLE_UNITS[visible]
+    v = base_sample(b, n_chains, visible, rng, xp)
+    log_z0 = float(units.log_normalizer(b[None, :], b, xp)[0])
+    log_z0 += float(xp.sum(ops.softplus(c)))
+    log_w = xp.zeros(n_chains, dtype=xp.float64, device=device(W))
     for beta_prev, beta in zip(betas[:-1], betas[1:], strict=True):
+        beta_prev, beta = float(beta_prev), float(beta)
         x = v @ W.T
-        log_w += softplus(beta * x + c).sum(axis=1) - softplus(beta_prev * x + c).sum(
-            axis=1
-        )
-        h = sample_bernoulli(sigmoid(beta * x + c), rng)
-        v = units.sample(units.mean(beta * (h @ W) + b), rng)
-    log_z = float(log_z0) + float(logsumexp(log_w)) - math.log(n_chains)
+        gain = xp.sum(ops.softplus(beta * x + c), axis=1)
+        gain -= xp.sum(ops.softplus(beta_prev * x + c), axis=1)
+        log_w += xp.astype(gain, xp.float64)
+        h = ops.bernoulli(ops.sigmoid(beta * x + c), rng)
+        v = units.sample(units.mean(beta * (h @ W) + b, xp), rng, xp)
+    log_z = log_z0 + ops.logsumexp(log_w) - math.log(n_chains)
     return log_z, log_w
 
 
 # -- learning --------------------------------------------------------------------------
 
 
-def gradients(v, h, n_pos: int, mu=None, lam=None):
+def gradients(v, h, n_pos: int, mu=None, lam=None, xp=None):
     """Log-likelihood gradient estimate from data rows stacked on model rows.
 
     ``v`` and ``h`` hold the batch (its first ``n_pos`` rows, with h = P(h = 1 | v))
@@ -242,8 +247,9 @@ def gradients(v, h, n_pos: int, mu=None, lam=None):
 
     and mu = lam = None gives plain CD / PCD. One GEMM serves both phases.
     """
+    xp = xp or array_namespace(v)
     n_neg = v.shape[0] - n_pos
-    w = np.empty(v.shape[0], dtype=v.dtype)
+    w = xp.empty(v.shape[0], dtype=v.dtype, device=device(v))
     w[:n_pos], w[n_pos:] = 1.0 / n_pos, -1.0 / n_neg
     vw = ((v - mu) if mu is not None else v) * w[:, None]
     dW = ((h - lam) if lam is not None else h).T @ vw
@@ -275,21 +281,23 @@ def apply_update(
         params["c"] -= params["vW"] @ params["mu"]
 
 
-def update_offsets(params: dict, v_pos, h_pos, rate: float) -> None:
+def update_offsets(params: dict, v_pos, h_pos, rate: float, xp=None) -> None:
     """Sliding averages of the data means of v and h: the centring offsets."""
-    params["mu"] += rate * (v_pos.mean(axis=0) - params["mu"])
-    params["lam"] += rate * (h_pos.mean(axis=0) - params["lam"])
+    xp = xp or array_namespace(v_pos)
+    params["mu"] += rate * (xp.mean(v_pos, axis=0) - params["mu"])
+    params["lam"] += rate * (xp.mean(h_pos, axis=0) - params["lam"])
 
 
-def negative_phase(h, W, b, c, visible: str, k: int, rng):
+def negative_phase(h, W, b, c, visible: str, k: int, rng, xp=None):
     """k Gibbs half-sweeps ending on the visible layer: h -> v (-> h -> v) ...
 
     Returns the visible sample after k sweeps from hidden states ``h``.
     """
-    v = sample_visibles(h, W, b, visible, rng)
+    xp = xp or array_namespace(h)
+    v = sample_visibles(h, W, b, visible, rng, xp)
     for _ in range(k - 1):
-        h = sample_bernoulli(mean_hiddens(v, W, c), rng)
-        v = sample_visibles(h, W, b, visible, rng)
+        h = _ops(xp).bernoulli(mean_hiddens(v, W, c, xp), rng)
+        v = sample_visibles(h, W, b, visible, rng, xp)
     return v
 
 
@@ -313,32 +321,37 @@ def train_step(
     hidden probabilities of data and chains come from one stacked GEMM. CD: the
     chains start from a hidden sample of the batch.
     """
+    xp = array_namespace(v_pos)
+    bernoulli = _ops(xp).bernoulli
     W, b, c = params["W"], params["b"], params["c"]
     n_pos = v_pos.shape[0]
     if persistent:
-        v_neg = negative_phase(params["chains"], W, b, c, visible, k, rng)
-        v = np.concatenate([v_pos, v_neg])
-        h = mean_hiddens(v, W, c)
-        params["chains"] = sample_bernoulli(h[n_pos:], rng)
+        v_neg = negative_phase(params["chains"], W, b, c, visible, k, rng, xp)
+        v = xp.concat([v_pos, v_neg])
+        h = mean_hiddens(v, W, c, xp)
+        params["chains"] = bernoulli(h[n_pos:, :], rng)
     else:
-        h_pos = mean_hiddens(v_pos, W, c)
-        v_neg = negative_phase(sample_bernoulli(h_pos, rng), W, b, c, visible, k, rng)
-        v = np.concatenate([v_pos, v_neg])
-        h = np.concatenate([h_pos, mean_hiddens(v_neg, W, c)])
+        h_pos = mean_hiddens(v_pos, W, c, xp)
+        v_neg = negative_phase(bernoulli(h_pos, rng), W, b, c, visible, k, rng, xp)
+        v = xp.concat([v_pos, v_neg])
+        h = xp.concat([h_pos, mean_hiddens(v_neg, W, c, xp)])
     centered = offset_rate > 0
     if centered:
-        update_offsets(params, v_pos, h[:n_pos], offset_rate)
-        grads = gradients(v, h, n_pos, params["mu"], params["lam"])
+        update_offsets(params, v_pos, h[:n_pos, :], offset_rate, xp)
+        grads = gradients(v, h, n_pos, params["mu"], params["lam"], xp)
     else:
-        grads = gradients(v, h, n_pos)
+        grads = gradients(v, h, n_pos, xp=xp)
     apply_update(params, grads, lr, momentum, weight_decay, centered)
 
 
-def pseudo_likelihood(v, cols, W, b, c, visible: str) -> np.ndarray:
+def pseudo_likelihood(v, cols, W, b, c, visible: str, xp=None):
     """BernoulliRBM's pseudo-log-likelihood: unit ``cols[i]`` of row i flipped,
     n_features * log sigmoid(F(v_flipped) - F(v))."""
-    rows = np.arange(v.shape[0])
-    v_flip = v.copy()
-    v_flip[rows, cols] = 1.0 - v_flip[rows, cols]
-    gap = free_energy(v_flip, W, b, c, visible) - free_energy(v, W, b, c, visible)
-    return -v.shape[1] * softplus(-gap)
+    xp = xp or array_namespace(v)
+    cols = xp.asarray(cols, device=device(v))
+    flip = xp.arange(v.shape[1], device=device(v))[None, :] == cols[:, None]
+    v_flip = xp.where(flip, 1.0 - v, v)
+    gap = free_energy(v_flip, W, b, c, visible, xp) - free_energy(
+        v, W, b, c, visible, xp
+    )
+    return -v.shape[1] * _ops(xp).softplus(-gap)

@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 RUFF_SPEC ?= ruff==0.17.6
 # the lowest supported versions: keep equal to the floors in pyproject.toml
-MINDEPS ?= numpy==2.0.0 scipy==1.13.0 scikit-learn==1.6.0 joblib==1.3.0 threadpoolctl==3.1.0
+MINDEPS ?= numpy==2.0.0 scipy==1.13.0 scikit-learn==1.6.0 joblib==1.3.0 threadpoolctl==3.1.0 array-api-compat==1.11
 
 .PHONY: demo test test-notorch test-mindeps bench lint docs clean
 

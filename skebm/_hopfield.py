@@ -22,7 +22,7 @@ from skebm._backends import BACKENDS
 from skebm._engine import transaction
 from skebm._hopfield_rules import RULES
 from skebm.base import _SEED_MAX, BackendMixin, EnergyMixin
-from skebm.utils._array_api import array_api_boundary
+from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._validation import check_finite
 
@@ -904,7 +904,7 @@ default="random"
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.array_api_support = True
+        tags.array_api_support = ARRAY_API_SUPPORT
         return tags
 
 

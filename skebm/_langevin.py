@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skebm._engine import nested_fit, skip_on_interrupt, transaction
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX
-from skebm.utils._array_api import array_api_boundary
+from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary
 from skebm.utils._docstring import substitute_docstring
 
 #: an energy beyond this magnitude means training has exploded
@@ -867,5 +867,5 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
-        tags.array_api_support = True
+        tags.array_api_support = ARRAY_API_SUPPORT
         return tags

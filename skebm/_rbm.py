@@ -31,7 +31,7 @@ from skebm.base import (
     EnergyMixin,
     IterativeFitMixin,
 )
-from skebm.utils._array_api import array_api_boundary
+from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._validation import clip_unit_interval
 
@@ -1181,5 +1181,5 @@ default="random"
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.array_api_support = True
+        tags.array_api_support = ARRAY_API_SUPPORT
         return tags

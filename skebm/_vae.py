@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skebm._engine import transaction
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
-from skebm.utils._array_api import array_api_boundary
+from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._random import row_normal_draws
 from skebm.utils._validation import check_finite_output, clip_unit_interval
@@ -848,7 +848,7 @@ class VAETransformer(
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.target_tags.required = bool(self.conditional)
-        tags.array_api_support = True
+        tags.array_api_support = ARRAY_API_SUPPORT
         return tags
 
 

@@ -17,8 +17,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from skebm import RBM, VAETransformer
+from skebm.utils._array_api import ARRAY_API_SUPPORT  # noqa: E402
 from tests.conftest import HAS_CUDA, requires_torch
 
+if not ARRAY_API_SUPPORT:
+    pytest.skip("array API dispatch needs scikit-learn >= 1.9", allow_module_level=True)
 torch = pytest.importorskip("torch")
 xps = pytest.importorskip("array_api_strict")
 

@@ -10,7 +10,7 @@ package imports torch, and it is imported the first time it is asked for.
 import functools
 import importlib
 
-from sklearn.externals.array_api_compat import is_torch_namespace
+from array_api_compat import is_torch_namespace
 
 #: name -> importable package; add a backend by adding a mirrored package here.
 BACKENDS = {

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 
-from sklearn.externals import array_api_compat
-from sklearn.externals.array_api_compat import device
+import array_api_compat
+from array_api_compat import device
 
 from skebm._backends import primitives_for as _ops
 

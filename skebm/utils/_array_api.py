@@ -22,14 +22,21 @@ import threading
 import weakref
 
 import numpy as np
-from sklearn import get_config
-from sklearn.externals.array_api_compat import (
+from array_api_compat import (
     array_namespace,
     is_array_api_obj,
     is_numpy_array,
     is_torch_array,
 )
+from sklearn import __version__ as _sklearn_version
+from sklearn import get_config
 from sklearn.utils._array_api import get_namespace_and_device
+from sklearn.utils.fixes import parse_version
+
+#: the estimators follow scikit-learn 1.9's array API conventions (which fitted
+#: attributes follow the input's namespace, the checks they pass); with an older
+#: scikit-learn they take NumPy only
+ARRAY_API_SUPPORT = parse_version(_sklearn_version).release[:2] >= (1, 9)
 
 _LOCKS_GUARD = threading.Lock()
 _LOCKS = weakref.WeakKeyDictionary()

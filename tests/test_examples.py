@@ -6,6 +6,8 @@ import runpy
 
 import pytest
 
+from skebm.utils._array_api import ARRAY_API_SUPPORT
+
 matplotlib = pytest.importorskip("matplotlib")
 EXAMPLES = sorted((pathlib.Path(__file__).parents[1] / "examples").rglob("plot_*.py"))
 
@@ -19,6 +21,8 @@ TORCH_MARKERS = ("LangevinEBMClassifier", "VAETransformer", '"torch"')
 def test_example_runs(path, monkeypatch):
     if not HAS_TORCH and any(m in path.read_text() for m in TORCH_MARKERS):
         pytest.skip("this example needs torch")
+    if "array_api_dispatch" in path.read_text() and not ARRAY_API_SUPPORT:
+        pytest.skip("array API dispatch needs scikit-learn >= 1.9")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

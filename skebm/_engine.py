@@ -183,8 +183,10 @@ class Progress:
         self.start = time.perf_counter()
 
     def epoch(self, done, total_done, monitor):
+        """Print the line; ``monitor()`` gives ``(name, value)`` or None."""
         if not self.verbose:
             return
+        monitor = monitor()
         elapsed = time.perf_counter() - self.start
         left = elapsed / done * (self.n_epochs - done)
         value = "" if monitor is None else f", {monitor[0]} = {monitor[1]:.4f}"
@@ -259,7 +261,7 @@ def run_epochs(
                 continue
             stop = trainer.end_epoch(objective)
             good = (trainer.snapshot(), good[1] + 1, good[2] + (objective,))
-            progress.epoch(good[1], n_before + good[1], trainer.monitor())
+            progress.epoch(good[1], n_before + good[1], trainer.monitor)
             if tasks.end_epoch(functools.partial(trainer.model_state, *good[:2])):
                 stop = True  # a callback asked to stop
     except KeyboardInterrupt:

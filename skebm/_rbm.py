@@ -46,8 +46,8 @@ _MAX_WEIGHT = 1e6
 #: the uniform model's (log 1/2) has overshot: the RBM is worse than no model
 _PL_LIMIT = 1.2 * np.log(0.5)
 
-#: the pseudo-likelihood judges divergence only on calls that see this many rows
-#: (on fewer, one random flip per row is too noisy)
+#: the pseudo-likelihood judges divergence on this many rows, and only on calls that
+#: see as many (on fewer, one random flip per row is too noisy)
 _PL_MIN_ROWS = 100
 
 #: sliding-average rate of the centring offsets (Melchior et al. 2016 use 0.01)
@@ -616,12 +616,12 @@ class RBM(
         return self.learning_rate
 
     def _objective(self, backend, state, X):
-        """Minus the mean pseudo-log-likelihood per feature of up to 256 rows
+        """Minus the mean pseudo-log-likelihood per feature of the first 100 rows
         (Bernoulli visible units; NaN for Gaussian ones), with one flipped unit
         per row drawn from a fixed seed."""
         if self.visible != "bernoulli" or X.shape[0] < _PL_MIN_ROWS:
             return float("nan")
-        v = backend.core.asarray(X[:256], self._dtype, state["W"].device)
+        v = backend.core.asarray(X[:_PL_MIN_ROWS], self._dtype, state["W"].device)
         cols = np.random.default_rng(0).integers(0, X.shape[1], v.shape[0])
         pl = backend.rbm.pseudo_likelihood(
             v, cols, state["W"], state["b"], state["c"], self.visible

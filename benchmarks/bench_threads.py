@@ -298,7 +298,7 @@ def main(argv=None):
         torch.set_num_threads(previous)
         print(report.tables[-1].to_markdown(), flush=True)
     if "2" in sections:
-        report.add(section_busy(n_cores, args.quick, 1))
+        report.add(section_busy(n_cores, args.quick, 3))
         print(report.tables[-1].to_markdown(), flush=True)
     if "3" in sections:
         report.add(section_grid(args.quick))

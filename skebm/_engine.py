@@ -32,13 +32,8 @@ def _copy_value(value):
 
 
 def snapshot(estimator):
-    """A copy of ``vars(estimator)`` that :func:`restore` can put back."""
+    """A copy of ``vars(estimator)`` that :func:`transaction` puts back on failure."""
     return {key: _copy_value(value) for key, value in vars(estimator).items()}
-
-
-def restore(estimator, snap):
-    """Put a :func:`snapshot` back, in one assignment."""
-    estimator.__dict__ = snap
 
 
 def transaction(method):

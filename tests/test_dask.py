@@ -58,8 +58,9 @@ def _assert_same_search(search, X, y, client):
         local.cv_results_["mean_test_score"],
         atol=1e-12,
     )
-    # the fits ran in the cluster's worker processes
-    assert all(client.run(lambda: "skebm" in __import__("sys").modules).values())
+    # the fits ran in the cluster's worker processes; the scheduler may give all of
+    # them to one worker, so at least one worker (not each) must have imported skebm
+    assert any(client.run(lambda: "skebm" in __import__("sys").modules).values())
 
 
 def test_grid_search_rbm_pipeline_on_dask(client, digits):

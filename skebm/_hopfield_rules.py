@@ -130,7 +130,7 @@ class _Modern(_Dense):
     def probe_dtype(self, ops, p, cfg, like):
         # binary probes in the backend's spin dtype make the first overlaps Xi s an
         # exact product in the fastest arithmetic
-        return None if cfg.real else ops.spin_dtype(p["Xi"].shape[1], like)
+        return None if cfg.real else ops.overlap_dtype(p["Xi"].shape[1], like)
 
     def recall(self, ops, p, s, cfg, order_rng):
         kw = {"max_iter": cfg.max_iter, "tol": cfg.tol}

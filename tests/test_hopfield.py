@@ -334,12 +334,14 @@ def test_modern_one_step_recall_of_clean_probes_equals_textbook(backend, encodin
 
 
 def _spin_dtypes(backend):
-    """The dtypes ``spin_dtype`` may choose."""
+    """The dtypes ``spin_dtype`` and ``overlap_dtype`` may choose."""
     if backend == "numpy":
         return [np.float32]
     import torch
 
-    return [torch.float32]
+    from skebm._backends.torch.hopfield import _int_mm_works
+
+    return [torch.float32] + ([torch.int8] if _int_mm_works() else [])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -359,6 +361,7 @@ def test_spin_overlaps_are_exact_integers(backend, n_units):
         a = be.hopfield.spin_overlaps(s, be.core.asarray(Xi, np.float64))
         np.testing.assert_array_equal(be.core.to_numpy(a), expected)
     assert be.hopfield.spin_dtype(n_units, like) in _spin_dtypes(backend)
+    assert be.hopfield.overlap_dtype(n_units, like) in _spin_dtypes(backend)
 
 
 @requires_torch
@@ -370,9 +373,11 @@ def test_spin_overlaps_are_exact_integers(backend, n_units):
         ({"update": "sync"}, True),
     ],
 )
-def test_torch_float32_spin_path_equals_numpy(params, recalled, monkeypatch):
-    """Recall from float32 spins on torch's CPU equals the NumPy backend's (tested
-    against the textbook loops above)."""
+@pytest.mark.parametrize("spins", ["float32", "int8", "default"])
+def test_torch_spin_paths_equal_numpy(params, recalled, spins, monkeypatch):
+    """Recall from float32 or int8 spins (the fast path of ``overlap_dtype``, where
+    torch._int_mm works) on torch's CPU equals the NumPy backend's, which is tested
+    against the textbook loops above."""
     import torch
 
     from skebm._backends.torch import hopfield as tops
@@ -380,10 +385,16 @@ def test_torch_float32_spin_path_equals_numpy(params, recalled, monkeypatch):
     X = patterns(12, 96, seed=27)
     probes = corrupt(X[np.arange(80) % 12], 0.2, seed=28)
     ref = HopfieldMemory(**params).fit(X).recall(probes)
-    monkeypatch.setattr(tops, "spin_dtype", lambda n_units, like: torch.float32)
+    if spins == "int8" and not tops._int_mm_works():
+        pytest.skip("torch._int_mm does not work on this CPU")
+    if spins != "default":
+        dtype = getattr(torch, spins)
+        monkeypatch.setattr(tops, "spin_dtype", lambda n_units, like: torch.float32)
+        monkeypatch.setattr(tops, "overlap_dtype", lambda n_units, like: dtype)
     out = HopfieldMemory(**params, backend="torch", device="cpu").fit(X).recall(probes)
     for key in ("states", "n_iter", "converged", "cycle", "memory"):
         np.testing.assert_array_equal(out[key], ref[key])
+    np.testing.assert_allclose(out.proba, ref.proba, rtol=1e-12, atol=1e-300)
     assert ((ref.memory >= 0).mean() > 0.5) == recalled
 
 

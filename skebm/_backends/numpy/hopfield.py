@@ -599,6 +599,12 @@ def spin_dtype(n_units: int, like: np.ndarray) -> type | None:
     return np.float32 if n_units < 2**24 else None
 
 
+def overlap_dtype(n_units: int, like: np.ndarray) -> type | None:
+    """dtype of binary probes for modern recall's first overlaps: :func:`spin_dtype`
+    (a backend may choose a faster exact one)."""
+    return spin_dtype(n_units, like)
+
+
 def spin_overlaps(s: np.ndarray, Xi: np.ndarray) -> np.ndarray:
     """Xi s for spin states ``s`` of :func:`spin_dtype` (or the memories' dtype)."""
     return s @ Xi.astype(s.dtype, copy=False).T

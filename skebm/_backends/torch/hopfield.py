@@ -8,7 +8,9 @@ the same order and recall identically.
 
 from __future__ import annotations
 
+import functools
 import math
+import platform
 from collections.abc import Callable
 
 import numpy as np
@@ -26,7 +28,8 @@ def to_spins(
 ) -> torch.Tensor:
     mask = X > threshold
     if out is None:
-        s = mask.to(X.dtype if dtype is None else torch_dtype(dtype))
+        dtype = X.dtype if dtype is None else torch_dtype(dtype)
+        s = mask.view(dtype) if dtype == torch.int8 else mask.to(dtype)
     else:
         s = out.copy_(mask)
     return s.mul_(2).sub_(1)
@@ -432,7 +435,39 @@ def spin_dtype(n_units: int, like: torch.Tensor) -> torch.dtype | None:
     return torch.float32 if n_units < 2**24 else None
 
 
+@functools.cache
+def _int_mm_works() -> bool:
+    """Whether ``torch._int_mm`` (int8 x int8 -> int32 GEMM) exists and is exact on
+    the CPU (some torch versions raise NotImplementedError there). Checked once."""
+    a = torch.tensor([[1, -1, 1], [-1, -1, 1]], dtype=torch.int8)
+    try:
+        return bool((torch._int_mm(a, a.T) == torch.tensor([[3, 1], [1, 3]])).all())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def overlap_dtype(n_units: int, like: torch.Tensor) -> torch.dtype | None:
+    """The fast path of binary modern recall, chosen here only: int8 spins, whose
+    overlaps come from ``torch._int_mm`` (int32 sums, exact), on an x86 CPU with
+    oneDNN (int8 dot-product instructions, several times float32's rate; without
+    oneDNN torch falls back to a loop far slower than float32). Else
+    :func:`spin_dtype`. CUDA keeps float32: its int8 kernels need dimensions in
+    multiples of 8."""
+    if (
+        n_units < 2**31
+        and like.device.type == "cpu"
+        and platform.machine().lower() in ("x86_64", "amd64")
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and _int_mm_works()
+    ):
+        return torch.int8
+    return spin_dtype(n_units, like)
+
+
 def spin_overlaps(s: torch.Tensor, Xi: torch.Tensor) -> torch.Tensor:
+    if s.dtype == torch.int8:
+        return torch._int_mm(s, Xi.to(torch.int8).T)
     return s @ Xi.to(s.dtype).T
 
 

@@ -225,16 +225,21 @@ class _StateTrainer(Trainer):
         self.dtype = estimator._dtype
         seed = estimator.random_state_.randint(_SEED_MAX)
         self.rng = self.core.make_rng(seed, self.device)
-        # training works on copies: the fitted NumPy attributes are never written
+        # training works on copies: the fitted NumPy attributes are never written.
+        # Column-major copies: the hidden field v W^T of a (n, V) batch and a (H, V)
+        # W is then a plain GEMM of two row-major operands, much faster than the
+        # transposed one at small batches
         state = {
             key: self.core.asarray(
-                np.array(getattr(estimator, attr)), self.dtype, self.device
+                np.array(getattr(estimator, attr), order="F"), self.dtype, self.device
             )
             for key, attr in estimator._state_names.items()
         }
         # training resumes from the last update, not from the stored average
         for k, v in (getattr(estimator, "_last_update", None) or {}).items():
-            state[k] = self.core.asarray(np.array(v), self.dtype, self.device)
+            state[k] = self.core.asarray(
+                np.array(v, order="F"), self.dtype, self.device
+            )
         self.state = state
         self.names = estimator._averaged_names
         self.mean = {k: self.core.zeros_like(state[k]) for k in self.names}

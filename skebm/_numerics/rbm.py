@@ -252,7 +252,9 @@ def gradients(v, h, n_pos: int, mu=None, lam=None, xp=None):
     w = xp.empty(v.shape[0], dtype=v.dtype, device=device(v))
     w[:n_pos], w[n_pos:] = 1.0 / n_pos, -1.0 / n_neg
     vw = ((v - mu) if mu is not None else v) * w[:, None]
-    dW = ((h - lam) if lam is not None else h).T @ vw
+    # (vw^T h)^T rather than h^T vw: the same sums, laid out as the training state's
+    # column-major W (see _StateTrainer), so the update is a contiguous add
+    dW = (vw.T @ ((h - lam) if lam is not None else h)).T
     # sum(w) = 0, so the offsets drop out of the bias gradients
     return dW, w @ v, w @ h
 

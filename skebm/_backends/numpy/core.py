@@ -37,7 +37,7 @@ def to_numpy(a) -> np.ndarray:
 
 
 def copy(a: np.ndarray) -> np.ndarray:
-    return a.copy()
+    return a.copy(order="K")  # keeps a column-major array column-major
 
 
 def max_abs(a: np.ndarray) -> float:

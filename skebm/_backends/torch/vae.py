@@ -354,8 +354,9 @@ def _splitmix64(x: torch.Tensor) -> torch.Tensor:
 
 def row_normal_draws(x: torch.Tensor, seed: int, k: int, d: int) -> torch.Tensor:
     """Standard-normal draws of shape (k, n_rows, d), float64, a function of each
-    row only: the same numbers as ``skebm.utils._random.row_normal_draws`` of the
-    rows in NumPy (their float64 bits hashed with ``seed``), computed on x's device.
+    row only: those of ``skebm.utils._random.row_normal_draws`` on the rows in
+    NumPy (the same hashes of their float64 bits with ``seed``; the cosine may round
+    an ulp apart), computed on x's device.
     """
     bits = x.to(torch.float64).contiguous().view(torch.int64)
     h = torch.full((bits.shape[0],), int(seed), dtype=torch.int64, device=x.device)

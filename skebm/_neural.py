@@ -8,10 +8,13 @@ what ``MLPClassifier`` users expect: ``tol`` / ``n_iter_no_change`` convergence,
 ``loss_curve_``. Torch work runs within the caller's thread budget
 (``core.thread_limit`` of the torch backend).
 
-The estimator's ``__dict__`` never holds a torch object: the trained module and its
+The estimator's ``__dict__`` never holds a torch module: the trained module and its
 optimiser live there as NumPy ``_net_state`` / ``_optim_state``, and the module that
 predictions run on is built from them once, under a lock, and kept outside the
-estimator (:func:`skebm._engine.lazy`). So pickles and skops files hold NumPy only, a
+estimator (:func:`skebm._engine.lazy`, under the estimator that an array API
+per-call copy was made from). Under array API dispatch, tensors reach the numerics
+as they are and the answers are tensors on their device (:meth:`_answer`); a fit on
+tensors leaves tensor attributes, as scikit-learn's convention wants. So pickles and skops files hold NumPy only, a
 model fitted on a GPU loads anywhere, and a just-loaded model serves many threads.
 This module never imports torch: it reaches it through :func:`require_torch`.
 """

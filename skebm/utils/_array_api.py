@@ -4,17 +4,29 @@ With ``sklearn.set_config(array_api_dispatch=True)``, a public method decorated 
 :func:`array_api_boundary` takes arrays of any namespace (torch tensors,
 array-api-strict arrays, ...) and answers in the namespace and on the device of its
 first array argument (of the fitted attributes when it has none, as ``sample``).
-Fitted array attributes follow the namespace and device of the ``fit`` input.
+Fitted array attributes follow the namespace and device of the ``fit`` input
+(``classes_`` and ``feature_names_in_`` stay NumPy).
 
-Inside, the estimators keep their NumPy contract: the decorator converts the array
-arguments and the estimator's non-NumPy array attributes to NumPy for the duration
-of the call, under a per-estimator lock, and converts back on the way out. Torch
-inputs run the numerics on the torch backend on the input's device (``backend=``
-and ``device=`` apply to NumPy inputs only). Without dispatch and with NumPy state,
-the method runs untouched.
+Torch-only estimators (``_takes_tensors``: ``LangevinEBMClassifier``,
+``VAETransformer``) get a torch tensor as it is: they validate it into a tensor
+(:func:`float_dtypes`), compute on its device and answer there, so the data never
+pass through host memory; the other array arguments (labels) arrive as NumPy. The
+other estimators keep their NumPy contract: the decorator converts the array
+arguments and the estimator's non-NumPy array attributes to NumPy, and converts the
+answer back; torch input runs their numerics on the torch backend on the input's
+device (``backend=`` and ``device=`` apply to NumPy input only).
 
-This module never imports torch: it recognises arrays through the
-``array_api_compat`` that scikit-learn vendors.
+A call other than ``fit`` / ``partial_fit`` never writes the estimator: it runs on a
+shallow per-call copy that carries the converted attributes and the parameters that
+put it on the input's device, and names the estimator it copies (:func:`origin`,
+under which a torch module built for the fitted state is kept and reused). A fit
+writes the estimator anyway: under a per-estimator lock it runs on the estimator
+itself, as a transaction, and then moves the numeric attributes to the input's
+namespace and device. Without dispatch and with NumPy state, the method runs
+untouched.
+
+This module never imports torch: it recognises arrays through
+``array_api_compat``.
 """
 
 import functools

@@ -4,7 +4,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import log_softmax, logsumexp
+from array_api_compat import array_namespace, is_torch_array
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -17,7 +17,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skebm._engine import nested_fit, skip_on_interrupt, transaction
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX
-from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary
+from skebm.utils._array_api import (
+    ARRAY_API_SUPPORT,
+    array_api_boundary,
+    float_dtypes,
+    to_numpy,
+)
 from skebm.utils._docstring import substitute_docstring
 
 #: an energy beyond this magnitude means training has exploded
@@ -29,27 +34,37 @@ def _affine_to_unit_box(low, high):
 
     Computed from the half-span high / 2 - low / 2, which cannot overflow; a
     feature whose scale 1 / half-span would not be finite (a constant feature, or
-    a subnormal span such as {0, 1e-310}) gets scale 0 and maps to 0.
+    a subnormal span such as {0, 1e-310}) gets scale 0 and maps to 0. Arrays of
+    any namespace; the result is in the namespace, device and dtype of ``high``.
     """
+    xp = array_namespace(low, high)
     half = high / 2 - low / 2
+    positive = half > 0
     with np.errstate(divide="ignore", over="ignore"):
-        scale = np.where(half > 0, 1 / np.where(half > 0, half, 1), 0)
-    scale = np.where(np.isfinite(scale), scale, 0).astype(high.dtype)
-    return (low / 2 + high / 2).astype(high.dtype), scale
+        scale = 1 / xp.where(positive, half, xp.ones_like(half))
+    scale = xp.where(positive & xp.isfinite(scale), scale, xp.zeros_like(scale))
+    return low / 2 + high / 2, scale
 
 
 def _check_finite_output(values, X, low, high):
-    """Raise a ValueError naming the first row whose output is not finite."""
-    bad = ~np.isfinite(values).all(axis=1)
-    if not bad.any():
+    """Raise a ValueError naming the first row whose output is not finite.
+
+    ``values`` and X of any namespace: only a failing call reads rows back.
+    """
+    xp = array_namespace(values)
+    finite = xp.all(xp.isfinite(values), axis=1)
+    if bool(xp.all(finite)):
         return
+    bad = ~to_numpy(finite)
     row = int(np.flatnonzero(bad)[0])
+    row_values = to_numpy(X[row : row + 1])[0]
+    low, high = to_numpy(low), to_numpy(high)
     with np.errstate(over="ignore", invalid="ignore"):
-        distance = np.abs(X[row] - np.clip(X[row], low, high))
+        distance = np.abs(row_values - np.clip(row_values, low, high))
     col = int(np.argmax(distance))
     raise ValueError(
         f"The network's output is not finite for {int(bad.sum())} row(s) of X: "
-        f"row {row} has {X[row, col]:.3g} in feature {col}, whose training range is "
+        f"row {row} has {row_values[col]:.3g} in feature {col}, whose training range is "
         f"[{low[col]:.3g}, {high[col]:.3g}]. Inputs this far outside the training "
         "range overflow the network; clip or rescale them."
     )
@@ -449,8 +464,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _validate_fit_data(self, X, y, *, reset, classes=None):
-        dtype = (np.float64, np.float32) if reset else self.data_min_.dtype
-        X, y = validate_data(self, X, y, dtype=dtype, reset=reset)
+        dtype = float_dtypes(X, (np.float64, np.float32) if reset else (self._dtype,))
+        X, y = validate_data(self, X, to_numpy(y), dtype=dtype, reset=reset)
         check_classification_targets(y)
         if reset:
             labels = np.unique(y) if classes is None else np.unique(classes)
@@ -487,7 +502,9 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         model that misses a class gives it no probability; rows of a class their
         fold model never saw are left out of the fit.
         """
-        X, y = validate_data(self, X, y, dtype=self._dtype, reset=False)
+        X, y = validate_data(
+            self, X, to_numpy(y), dtype=float_dtypes(X, (self._dtype,)), reset=False
+        )
         y = self._encoder.transform(y)
         k = self.calibration_cv
         seed = self.random_state_.randint(_SEED_MAX)
@@ -511,7 +528,9 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
             with warnings.catch_warnings(), nested_fit():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 model.fit(X[train], y[train])
-            logits[np.ix_(test, model.classes_)] = model._logits(X[test])
+            logits[np.ix_(test, model.classes_)] = to_numpy(
+                model._logit_tensor(X[test])
+            )
             used[test] = np.isin(y[test], model.classes_)
         if not used.any():
             return 1.0
@@ -522,22 +541,19 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         )
 
     def _initialize(self, X, y):
-        self.data_min_ = X.min(axis=0)
-        self.data_max_ = X.max(axis=0)
+        xp = array_namespace(X)
+        self.data_min_ = xp.min(X, axis=0)
+        self.data_max_ = xp.max(X, axis=0)
         self._center, self._scale = _affine_to_unit_box(self.data_min_, self.data_max_)
         self.temperature_ = 1.0
         self._buffer = None
         self._buffer_seed = self.random_state_.randint(_SEED_MAX)
 
-    def _to_internal(self, X):
-        """The input scale -> [-1, 1] per feature (constant features -> 0)."""
-        with np.errstate(over="ignore"):  # overflow shows in the output: _logits
-            return ((X - self._center) * self._scale).astype(self._dtype, copy=False)
-
-    def _from_internal(self, Z):
-        span = np.where(self._scale > 0, self._scale, 1)
-        return np.where(self._scale > 0, Z / span + self._center, self._center).astype(
-            self.data_min_.dtype, copy=False
+    def _affine(self, be, device):
+        """(center, scale) of the map to the internal scale, as tensors on device."""
+        return (
+            be.core.asarray(self._center, None, device),
+            be.core.asarray(self._scale, None, device),
         )
 
     def _module_factory(self, be):
@@ -560,15 +576,20 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
             like = be.core.asarray(np.zeros((1, X.shape[1])), self._dtype, device)
             buffer = be.langevin.uniform((self.buffer_size, X.shape[1]), like, gen)
         else:
-            buffer = be.core.asarray(np.array(self._buffer), self._dtype, device)
-        return {"buffer": buffer, "peak": [None]}
+            # a copy: training writes the chains in place
+            buffer = be.core.copy(be.core.asarray(self._buffer, self._dtype, device))
+        return {"buffer": buffer, "peak": [None], "tensors": is_torch_array(X)}
 
     def _commit_context(self, be, ctx):
-        return {"_buffer": be.core.to_numpy(ctx["buffer"]).copy()}
+        # the chains stay a tensor for a fit on tensors (array API dispatch)
+        buffer = ctx["buffer"]
+        if ctx["tensors"]:
+            return {"_buffer": be.core.copy(buffer)}
+        return {"_buffer": be.core.to_numpy(buffer).copy()}
 
     def _end_fit(self, be, device, X, y, X_val, y_val, interrupted):
         if X_val is not None and self.calibrate and self.calibration_cv is None:
-            logits = be.core.asarray(self._logits(X_val), np.float64, device)
+            logits = be.core.asarray(self._logit_tensor(X_val), np.float64, device)
             target = be.core.as_target(y_val, device)
             self.temperature_ = be.langevin.fit_temperature(logits, target)
 
@@ -586,8 +607,10 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
             peak=ctx["peak"],
         )
 
-    def _network_input(self, X):
-        return self._to_internal(X)
+    def _network_input(self, be, device, X):
+        center, scale = self._affine(be, device)
+        x = be.core.asarray(X, None, device)
+        return be.langevin.to_internal(x, center, scale, self._dtype)
 
     def _divergence_reason(self, ctx):
         peak, ctx["peak"][0] = ctx["peak"][0], None
@@ -596,7 +619,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         return None
 
     def _validation_score(self, X, y):
-        return float(np.mean(np.argmax(self._logits(X), axis=1) == y))
+        codes = to_numpy(self._logit_tensor(X).argmax(1))
+        return float(np.mean(codes == y))
 
     # -- inference -------------------------------------------------------------------
 
@@ -609,18 +633,27 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        return validate_data(self, X, dtype=float_dtypes(X), reset=False)
+
+    def _logit_tensor(self, X):
+        """f(x) of validated rows (NumPy or a tensor) in the input scale, a tensor on
+        the numerics' device; a ValueError naming the cause when the network's
+        output overflows."""
+        be = self._torch()
+        center, scale = self._affine(be, self._device(be))
+
+        def logits(be, net, x):
+            return be.nn.forward(
+                net, be.langevin.to_internal(x, center, scale, self._dtype)
+            )
+
+        out = self._predict_tensor(X, logits, dtype=X.dtype)
+        _check_finite_output(out, X, self.data_min_, self.data_max_)
+        return out
 
     def _logits(self, X):
-        """f(x) of validated rows in the input scale; a ValueError naming the cause
-        when the network's output overflows."""
-        logits = self._network_logits(self._to_internal(X))
-        _check_finite_output(logits, X, self.data_min_, self.data_max_)
-        return logits
-
-    def _network_logits(self, Z):
-        """The network's logits of rows in the internal scale."""
-        return self._predict_tensor(Z, lambda be, net, x: be.nn.forward(net, x))
+        """:meth:`_logit_tensor` in the namespace of X."""
+        return self._answer(self._logit_tensor(X), X)
 
     @array_api_boundary
     def predict_log_proba(self, X):
@@ -648,7 +681,9 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         >>> bool(np.allclose(np.exp(log_proba), clf.predict_proba(X[:3])))
         True
         """
-        return log_softmax(self._logits(self._check_X(X)) / self.temperature_, axis=1)
+        X = self._check_X(X)
+        log_proba = self._torch().langevin.log_proba
+        return self._answer(log_proba(self._logit_tensor(X), self.temperature_), X)
 
     @array_api_boundary
     def predict_proba(self, X):
@@ -678,7 +713,10 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         >>> bool(np.allclose(proba.sum(axis=1), 1))
         True
         """
-        return np.exp(self.predict_log_proba(X))
+        X = self._check_X(X)
+        log_proba = self._torch().langevin.log_proba
+        proba = log_proba(self._logit_tensor(X), self.temperature_).exp()
+        return self._answer(proba, X)
 
     @array_api_boundary
     def predict(self, X):
@@ -705,8 +743,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         >>> clf.predict(X[:3]).shape
         (3,)
         """
-        logits = self._logits(self._check_X(X))
-        return self.classes_[np.argmax(logits, axis=1)]
+        codes = self._logit_tensor(self._check_X(X)).argmax(1)
+        return self.classes_[to_numpy(codes)]
 
     @array_api_boundary
     def score_samples(self, X):
@@ -740,15 +778,15 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         (3,)
         """
         X = self._check_X(X)
-        with np.errstate(over="ignore", invalid="ignore"):  # checked below
-            Z = ((X - self._center) * self._scale).astype(np.float64)
-            inside = np.clip(Z, -1.0, 1.0)
-            gap = Z - inside
-            penalty = 0.5 * np.einsum("ij,ij->i", gap, gap)
-        logits = self._network_logits(inside.astype(self._dtype))
-        scores = logsumexp(logits, axis=1) - penalty
+        be = self._torch()
+        center, scale = self._affine(be, self._device(be))
+
+        def log_density(be, net, x):
+            return be.langevin.bounded_log_density(net, x, center, scale, self._dtype)
+
+        scores = self._predict_tensor(X, log_density, dtype=X.dtype)
         _check_finite_output(scores[:, None], X, self.data_min_, self.data_max_)
-        return scores
+        return self._answer(scores, X)
 
     @array_api_boundary
     def energy(self, X):
@@ -827,7 +865,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         check_is_fitted(self)
         codes = None
         if y is not None:
-            labels = np.asarray(y)
+            labels = np.asarray(to_numpy(y))
             if labels.ndim > 1:
                 raise ValueError(f"y must be a label or 1-D; got shape {labels.shape}.")
             labels = labels.reshape(-1)
@@ -851,7 +889,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         )
         seed = rs.randint(_SEED_MAX)
         be = self._torch()
-        device = be.core.resolve_device(self.device)
+        device = self._device(be)
         net = self._module(be, device)
         gen = be.core.make_rng(seed, device)
         like = be.core.asarray(np.zeros((1, self.n_features_in_)), self._dtype, device)
@@ -860,7 +898,9 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         x = be.langevin.sgld(
             net, x0, steps, self.sgld_step_size, self.sgld_noise, gen, y=target
         )
-        return self._from_internal(be.core.to_numpy(x))
+        center, scale = self._affine(be, device)
+        x = be.langevin.from_internal(x, center, scale, self._dtype)
+        return self._answer(x, self.data_min_)
 
     # -- scikit-learn plumbing -------------------------------------------------------
 

@@ -8,10 +8,13 @@ what ``MLPClassifier`` users expect: ``tol`` / ``n_iter_no_change`` convergence,
 ``loss_curve_``. Torch work runs within the caller's thread budget
 (``core.thread_limit`` of the torch backend).
 
-The estimator's ``__dict__`` never holds a torch object: the trained module and its
+The estimator's ``__dict__`` never holds a torch module: the trained module and its
 optimiser live there as NumPy ``_net_state`` / ``_optim_state``, and the module that
 predictions run on is built from them once, under a lock, and kept outside the
-estimator (:func:`skebm._engine.lazy`). So pickles and skops files hold NumPy only, a
+estimator (:func:`skebm._engine.lazy`, under the estimator that an array API
+per-call copy was made from). Under array API dispatch, tensors reach the numerics
+as they are and the answers are tensors on their device (:meth:`_answer`); a fit on
+tensors leaves tensor attributes, as scikit-learn's convention wants. So pickles and skops files hold NumPy only, a
 model fitted on a GPU loads anywhere, and a just-loaded model serves many threads.
 This module never imports torch: it reaches it through :func:`require_torch`.
 """
@@ -22,13 +25,15 @@ import itertools
 import warnings
 
 import numpy as np
+from array_api_compat import is_torch_array
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
 from skebm._backends import get_backend
 from skebm._engine import Trainer, keep, lazy, run_epochs
-from skebm.base import _SEED_MAX, VersionedStateMixin, block_rows, map_blocks
+from skebm.base import _SEED_MAX, VersionedStateMixin, block_rows
+from skebm.utils._array_api import numpy_dtype, origin
 from skebm.utils._callbacks import CallbackSupport, EpochTasks
 
 #: names of fitted module states: the key under which the built module is kept
@@ -80,7 +85,7 @@ class _NeuralTrainer(Trainer):
         self.ctx = est._train_context(be, device, X, y)
         generator = be.core.make_rng(seed, device)
         self.loss_fn = est._loss_fn(be, device, generator, self.net, self.ctx)
-        self.Xt = be.core.asarray(est._network_input(X), est._dtype, device)
+        self.Xt = est._network_input(be, device, X)
         self.yt = None if y is None else be.core.as_target(y, device)
         self.batch_size = est._resolved_batch_size(X.shape[0])
         # convergence bookkeeping, committed with the model
@@ -216,6 +221,9 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
 
     #: rollbacks allowed in one fit before it gives up with an error
     _max_rollbacks = 3
+    #: under array API dispatch, tensors reach the methods as they are (the
+    #: numerics run on their device), other arrays as NumPy
+    _takes_tensors = True
     #: split stratified by y (classifiers)
     _stratify = False
 
@@ -234,7 +242,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         """The module of the fitted state on ``device``: built once, under a lock,
         and kept outside ``__dict__`` (never pickled, never copied)."""
         return lazy(
-            self,
+            origin(self),
             (self._state_id, device),
             lambda: self._build_module(be, device, self._net_state),
         )
@@ -247,7 +255,16 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     def _net(self):
         """The fitted module on the estimator's device (for inspection)."""
         be = self._torch()
-        return self._module(be, be.core.resolve_device(self.device))
+        return self._module(be, self._device(be))
+
+    def _device(self, be):
+        """The device the numerics run on (the input's, for tensors under dispatch)."""
+        return be.core.resolve_device(self.device)
+
+    def _answer(self, out, like):
+        """``out`` (a tensor) in the namespace of ``like``: the tensor itself when
+        ``like`` is one (tensors under array API dispatch), else NumPy."""
+        return out if is_torch_array(like) else self._torch().core.to_numpy(out)
 
     def __getstate__(self):
         state = dict(super().__getstate__())
@@ -265,22 +282,31 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
             self._dtype = np.dtype(self._dtype)
 
     def _predict_tensor(self, X, fn, dtype=None, batch_rows=None):
-        """Apply ``fn(be, net, block)`` (a tensor function) to X in row blocks whose
-        temporaries are bounded in bytes (the widest layer sets the row count)."""
+        """Apply ``fn(be, net, block)`` (a tensor function) to the rows of X (NumPy
+        or a tensor) in blocks whose temporaries are bounded in bytes (the widest
+        layer sets the row count); a tensor on the numerics' device.
+
+        Blocks are cast to ``dtype`` (None: the model's). NumPy rows move to the
+        device one block at a time; the rows of a tensor stay where they are.
+        """
         be = self._torch()
-        device = be.core.resolve_device(self.device)
+        device = self._device(be)
         net = self._module(be, device)
-        dtype = np.dtype(dtype or self._dtype)
+        dtype = self._dtype if dtype is None else dtype
         if batch_rows is None:
             width = max(be.nn.widest_layer(net), X.shape[1])
-            batch_rows = block_rows(4 * width, dtype.itemsize)
-        with be.core.thread_limit(be.core.network_work(net, min(batch_rows, len(X)))):
-            return map_blocks(
-                X,
-                lambda rows: be.core.to_numpy(
-                    fn(be, net, be.core.asarray(X[rows], dtype, device))
-                ),
-                batch_rows,
+            batch_rows = block_rows(4 * width, numpy_dtype(dtype).itemsize)
+        n = X.shape[0]
+        with be.core.thread_limit(be.core.network_work(net, min(batch_rows, n))):
+            return be.core.concat_rows(
+                [
+                    fn(
+                        be,
+                        net,
+                        be.core.asarray(X[start : start + batch_rows], dtype, device),
+                    )
+                    for start in range(0, max(n, 1), batch_rows)
+                ]
             )
 
     # -- the loop ---------------------------------------------------------------------
@@ -297,7 +323,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     def _train(self, X, y=None, *, incremental, classes=None, label=None):
         """One fit or partial_fit; True when the user interrupted it."""
         be = self._torch()
-        device = be.core.resolve_device(self.device)
+        device = self._device(be)
         first = not hasattr(self, "n_iter_") or not (incremental or self.warm_start)
         data = X, y  # for the callbacks: the validated X is scaled, y encoded
         X, y = self._validate_fit_data(X, y, reset=first, classes=classes)
@@ -311,7 +337,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
             ):
                 vars(self).pop(attr, None)
             self.random_state_ = check_random_state(self.random_state)
-            self._dtype = X.dtype
+            self._dtype = numpy_dtype(X.dtype)
             self._initialize(X, y)
         X_val = y_val = None
         if not incremental and self._needs_validation():
@@ -395,9 +421,10 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         """An epoch loss above this means the updates overshot."""
         return np.inf
 
-    def _network_input(self, X):
-        """Validated training rows -> what the network is trained on (NumPy)."""
-        return X
+    def _network_input(self, be, device, X):
+        """Validated training rows (NumPy or a tensor) -> the tensor the network is
+        trained on."""
+        return be.core.asarray(X, self._dtype, device)
 
     def _train_context(self, be, device, X, y):
         return {}

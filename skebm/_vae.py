@@ -5,6 +5,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from array_api_compat import array_namespace, is_torch_array
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -19,7 +20,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skebm._engine import transaction
 from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
-from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary
+from skebm.utils._array_api import (
+    ARRAY_API_SUPPORT,
+    array_api_boundary,
+    float_dtypes,
+    to_numpy,
+)
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._random import row_normal_draws
 from skebm.utils._validation import check_finite_output, clip_unit_interval
@@ -401,7 +407,7 @@ class VAETransformer(
         return bool(self.conditional)
 
     def _validate_fit_data(self, X, y, reset, classes):
-        dtype = (np.float64, np.float32) if reset else self._dtype
+        dtype = float_dtypes(X, (np.float64, np.float32) if reset else (self._dtype,))
         X = _dense(
             validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
         )
@@ -418,7 +424,7 @@ class VAETransformer(
                 "None: conditional=True learns p(x | z, y) from class labels. Pass "
                 "y to fit, or set conditional=False."
             )
-        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        y = check_array(to_numpy(y), ensure_2d=False, dtype=None, input_name="y")
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"y should be a 1d array with one label per row of X, got shape "
@@ -446,41 +452,52 @@ class VAETransformer(
     def _resolve_likelihood(self, X):
         if self.likelihood != "auto":
             return self.likelihood
-        in_range = X.size == 0 or (X.min() >= 0.0 and X.max() <= 1.0)
+        in_range = _empty(X) or (float(X.min()) >= 0.0 and float(X.max()) <= 1.0)
         return "bernoulli" if in_range else "gaussian"
 
     def _fit_data_scale(self, X):
         """Per-feature centre and one global scale (Gaussian); identity (Bernoulli)."""
-        n_features = X.shape[1]
+        xp = array_namespace(X)
         if self.likelihood_ == "bernoulli":
-            self._x_offset = np.zeros(n_features, dtype=X.dtype)
+            self._x_offset = xp.zeros_like(X[0])
             self._x_scale = 1.0
             return
-        self._x_offset = X.mean(axis=0)
-        scale = float(np.sqrt(np.mean(X.var(axis=0, dtype=np.float64))))
+        self._x_offset = xp.mean(X, axis=0)
+        scale = float(xp.sqrt(xp.mean(xp.var(xp.astype(X, xp.float64), axis=0))))
         self._x_scale = scale if scale > 0 and np.isfinite(scale) else 1.0
 
     def _check_unit_interval(self, X, where):
-        if self.likelihood_ != "bernoulli" or X.size == 0:
+        if self.likelihood_ != "bernoulli" or _empty(X):
             return
-        if X.min() < 0.0 or X.max() > 1.0:
+        low, high = float(X.min()), float(X.max())
+        if low < 0.0 or high > 1.0:
             raise ValueError(
-                f"X passed to {where} has values in [{X.min():.3g}, {X.max():.3g}], "
+                f"X passed to {where} has values in [{low:.3g}, {high:.3g}], "
                 "outside [0, 1]: the Bernoulli likelihood reads features as "
                 "probabilities. Scale the data into [0, 1] (e.g. MinMaxScaler), or "
                 "use likelihood='gaussian' (or 'auto', which picks it for such data)."
             )
 
+    def _like(self, value, X):
+        """A fitted array in the namespace and on the device of X."""
+        if is_torch_array(X):
+            return self._torch().core.asarray(value, None, X.device)
+        return to_numpy(value)
+
     def _scaled(self, X):
         """Data in the model's units: (X - centre) / scale."""
         if self.likelihood_ == "bernoulli":
             return X
-        return ((X - self._x_offset) / self._x_scale).astype(X.dtype, copy=False)
+        xp = array_namespace(X)
+        scaled = (X - self._like(self._x_offset, X)) / self._x_scale
+        return xp.astype(scaled, X.dtype, copy=False)
 
     def _unscaled(self, X):
         if self.likelihood_ == "bernoulli":
             return X
-        return (X * self._x_scale + self._x_offset).astype(X.dtype, copy=False)
+        xp = array_namespace(X)
+        unscaled = X * self._x_scale + self._like(self._x_offset, X)
+        return xp.astype(unscaled, X.dtype, copy=False)
 
     @property
     def _log_jacobian(self):
@@ -541,7 +558,7 @@ class VAETransformer(
         return 10 * flat - self._log_jacobian
 
     def _validation_score(self, X, y):
-        return float(np.mean(self._bound(X, 1, y))) + self._log_jacobian
+        return float(self._bound(X, 1, y).mean()) + self._log_jacobian
 
     # -- inference -------------------------------------------------------------------
 
@@ -549,11 +566,7 @@ class VAETransformer(
         check_is_fitted(self)
         return _dense(
             validate_data(
-                self,
-                X,
-                accept_sparse="csr",
-                dtype=(np.float64, np.float32),
-                reset=False,
+                self, X, accept_sparse="csr", dtype=float_dtypes(X), reset=False
             )
         )
 
@@ -561,7 +574,7 @@ class VAETransformer(
         """One-hot rows of the labels y (None stays None), checked against classes_."""
         if y is None:
             return None
-        y = np.asarray(y)
+        y = np.asarray(to_numpy(y))
         if y.ndim == 0:
             y = np.full(n_rows, y.item())
         if y.shape != (n_rows,):
@@ -572,25 +585,32 @@ class VAETransformer(
         return np.eye(len(self.classes_), dtype=self._dtype)[self._class_codes(y)]
 
     def _bound(self, X_scaled, k, codes=None):
-        """L_k per row of scaled data (no Jacobian), float64.
+        """L_k per row of scaled data (no Jacobian, NumPy or a tensor): a float64
+        tensor on the numerics' device.
 
         ``codes`` (class indices) give log p(x | y); None marginalises y. Each row
         gets its own k draws, a function of its values and the fit's seed only.
         """
         be = self._torch()
         vae = self._vae(be)
-        device = be.core.resolve_device(self.device)
+        device = self._device(be)
         log_prior = None
         if self.conditional:
             # classes absent from the first fit have prior 0: log 0 = -inf is meant
-            with np.errstate(divide="ignore"):
-                log_pi = np.log(self.class_prior_)
-            log_prior = be.core.asarray(log_pi, np.float64, device)
+            prior = be.core.asarray(self.class_prior_, np.float64, device)
+            log_prior = prior.log()
         n_features = X_scaled.shape[1]
-        X_model = np.asarray(X_scaled, dtype=self._dtype)
+        tensors = is_torch_array(X_scaled)
+        if tensors:  # the rows stay on their device; their draws are made there
+            X_model = be.core.asarray(X_scaled, self._dtype, device)
+            draws = vae.row_normal_draws
+        else:
+            X_model = np.asarray(X_scaled, dtype=self._dtype)
+            draws = row_normal_draws
         if codes is not None:
             labels = np.eye(len(self.classes_), dtype=self._dtype)[codes]
-            X_model = np.hstack([X_model, labels])
+            xp = array_namespace(X_model)
+            X_model = xp.concat([X_model, self._like(labels, X_model)], axis=1)
         # bound the memory: rows x draws x classes pairs per decoder call
         n_classes = max(self._n_classes, 1)
         pairs = max(1, _VALUES_PER_CALL // max(n_features, 1))
@@ -599,9 +619,7 @@ class VAETransformer(
         out = []
         for start in range(0, X_model.shape[0], rows):
             block = X_model[start : start + rows]
-            eps = row_normal_draws(
-                block[:, :n_features], self._score_seed, k, self.n_components
-            )
+            eps = draws(block[:, :n_features], self._score_seed, k, self.n_components)
             eps_t = be.core.asarray(eps, np.float64, device)
 
             def fn(be, net, b, eps_t=eps_t):
@@ -611,7 +629,9 @@ class VAETransformer(
                 )
 
             out.append(self._predict_tensor(block, fn, batch_rows=rows))
-        return np.concatenate(out) if out else np.zeros(0)
+        if not out:
+            return be.core.asarray(np.zeros(0), np.float64, device)
+        return be.core.concat_rows(out)
 
     @array_api_boundary
     def transform(self, X):
@@ -640,11 +660,13 @@ class VAETransformer(
         (40, 2)
         """
         X = self._check_X(X)
-        vae = self._vae(self._torch())
+        be = self._torch()
+        vae = self._vae(be)
         Z = self._predict_tensor(
             self._scaled(X), lambda be, net, x: vae.posterior_mean(net, x)
         )
-        return check_finite_output(Z.astype(X.dtype, copy=False), self, "transform", X)
+        Z = self._answer(be.core.asarray(Z, X.dtype, Z.device), X)
+        return check_finite_output(Z, self, "transform", X)
 
     @array_api_boundary
     def inverse_transform(self, X, y=None):
@@ -676,19 +698,20 @@ class VAETransformer(
         (3, 5)
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=(np.float64, np.float32))
+        Z = check_array(X, dtype=float_dtypes(X))
         if Z.shape[1] != self.n_components:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but inverse_transform expects "
                 f"{self.n_components} (n_components)."
             )
-        out = self._decode(Z, y, return_mean=True, seed=0).astype(Z.dtype, copy=False)
+        out = self._decode(Z, y, return_mean=True, seed=0)
+        out = self._answer(self._torch().core.asarray(out, Z.dtype, out.device), Z)
         return check_finite_output(out, self, "inverse_transform", Z)
 
     def _decode(self, Z, y, *, return_mean, seed):
         be = self._torch()
         vae = self._vae(be)
-        device = be.core.resolve_device(self.device)
+        device = self._device(be)
         labels = self._labels(y, Z.shape[0], "inverse_transform or sample")
         prior = None
         if self.conditional:
@@ -699,7 +722,11 @@ class VAETransformer(
                 Z, lambda be, net, z: vae.reconstruction_mean(net, z, None, prior)
             )
         else:
-            Zy = Z if labels is None else np.hstack([Z, labels]).astype(self._dtype)
+            Zy = Z
+            if labels is not None:
+                xp = array_namespace(Z)
+                labels = self._like(labels, Z)
+                Zy = xp.concat([xp.astype(Z, labels.dtype), labels], axis=1)
             d = self.n_components
 
             def fn(be, net, zy):
@@ -753,7 +780,7 @@ class VAETransformer(
                 )
             k = int(n_importance_samples)
         out = self._bound(self._scaled(X), k) + self._log_jacobian
-        return check_finite_output(out, self, "score_samples", X)
+        return check_finite_output(self._answer(out, X), self, "score_samples", X)
 
     @array_api_boundary
     def energy(self, X):
@@ -835,7 +862,8 @@ class VAETransformer(
         if not self.conditional:
             y = None
         seed = rs.randint(_SEED_MAX)
-        return self._decode(Z, y, return_mean=return_mean, seed=seed)
+        out = self._decode(Z, y, return_mean=return_mean, seed=seed)
+        return self._answer(out, self._x_offset)
 
     # -- scikit-learn plumbing -------------------------------------------------------
 
@@ -854,3 +882,7 @@ class VAETransformer(
 
 def _dense(X):
     return X.toarray() if sp.issparse(X) else X
+
+
+def _empty(X):
+    return math.prod(X.shape) == 0

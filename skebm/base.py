@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from array_api_compat import array_namespace
 from sklearn import __version__ as _sklearn_version
 from sklearn.exceptions import (
     InconsistentVersionWarning as _SklearnInconsistentVersionWarning,
@@ -137,7 +138,8 @@ class EnergyMixin:
         >>> bool(np.isclose(rbm.score(X), rbm.score_samples(X).mean()))
         True
         """
-        return float(np.mean(self.score_samples(X)))
+        scores = self.score_samples(X)  # a tensor from a torch-only estimator
+        return float(array_namespace(scores).mean(scores))
 
 
 class BackendMixin(VersionedStateMixin):

@@ -4,17 +4,29 @@ With ``sklearn.set_config(array_api_dispatch=True)``, a public method decorated 
 :func:`array_api_boundary` takes arrays of any namespace (torch tensors,
 array-api-strict arrays, ...) and answers in the namespace and on the device of its
 first array argument (of the fitted attributes when it has none, as ``sample``).
-Fitted array attributes follow the namespace and device of the ``fit`` input.
+Fitted array attributes follow the namespace and device of the ``fit`` input
+(``classes_`` and ``feature_names_in_`` stay NumPy).
 
-Inside, the estimators keep their NumPy contract: the decorator converts the array
-arguments and the estimator's non-NumPy array attributes to NumPy for the duration
-of the call, under a per-estimator lock, and converts back on the way out. Torch
-inputs run the numerics on the torch backend on the input's device (``backend=``
-and ``device=`` apply to NumPy inputs only). Without dispatch and with NumPy state,
-the method runs untouched.
+Torch-only estimators (``_takes_tensors``: ``LangevinEBMClassifier``,
+``VAETransformer``) get a torch tensor as it is: they validate it into a tensor
+(:func:`float_dtypes`), compute on its device and answer there, so the data never
+pass through host memory; the other array arguments (labels) arrive as NumPy. The
+other estimators keep their NumPy contract: the decorator converts the array
+arguments and the estimator's non-NumPy array attributes to NumPy, and converts the
+answer back; torch input runs their numerics on the torch backend on the input's
+device (``backend=`` and ``device=`` apply to NumPy input only).
 
-This module never imports torch: it recognises arrays through the
-``array_api_compat`` that scikit-learn vendors.
+A call other than ``fit`` / ``partial_fit`` never writes the estimator: it runs on a
+shallow per-call copy that carries the converted attributes and the parameters that
+put it on the input's device, and names the estimator it copies (:func:`origin`,
+under which a torch module built for the fitted state is kept and reused). A fit
+writes the estimator anyway: under a per-estimator lock it runs on the estimator
+itself, as a transaction, and then moves the numeric attributes to the input's
+namespace and device. Without dispatch and with NumPy state, the method runs
+untouched.
+
+This module never imports torch: it recognises arrays through
+``array_api_compat``.
 """
 
 import functools
@@ -30,13 +42,16 @@ from array_api_compat import (
 )
 from sklearn import __version__ as _sklearn_version
 from sklearn import get_config
-from sklearn.utils._array_api import get_namespace_and_device
+from sklearn.utils._array_api import get_namespace, get_namespace_and_device
 from sklearn.utils.fixes import parse_version
 
 #: the estimators follow scikit-learn 1.9's array API conventions (which fitted
 #: attributes follow the input's namespace, the checks they pass); with an older
 #: scikit-learn they take NumPy only
 ARRAY_API_SUPPORT = parse_version(_sklearn_version).release[:2] >= (1, 9)
+
+#: a per-call copy made by the boundary holds the estimator it copies under this key
+_ORIGIN = "_boundary_origin"
 
 _LOCKS_GUARD = threading.Lock()
 _LOCKS = weakref.WeakKeyDictionary()
@@ -68,6 +83,24 @@ def to_numpy(array):
     if "cupy" in name:  # pragma: no cover
         return array.get()
     return np.from_dlpack(array)
+
+
+def numpy_dtype(dtype):
+    """The NumPy dtype of a dtype of any namespace (``torch.float32`` -> float32)."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return np.dtype(str(dtype).rsplit(".", 1)[-1])
+
+
+def float_dtypes(X, dtypes=(np.float64, np.float32)):
+    """``dtypes`` (NumPy) as the dtypes of X's namespace, for ``validate_data``.
+
+    Under dispatch, scikit-learn validates a tensor into a tensor when the dtypes it
+    is given are the tensor's namespace's; without dispatch these are NumPy's.
+    """
+    xp, _ = get_namespace(X)
+    return tuple(getattr(xp, numpy_dtype(d).name) for d in dtypes)
 
 
 def from_numpy(array, xp, device):
@@ -149,35 +182,70 @@ def _run_on_torch(estimator, device):
     return moved
 
 
+def origin(estimator):
+    """The estimator that ``estimator`` is a per-call copy of (itself when it is not
+    one): the owner of what is kept outside ``__dict__`` (built torch modules)."""
+    return vars(estimator).get(_ORIGIN, estimator)
+
+
+def _view(estimator, attributes, params):
+    """A shallow per-call copy of ``estimator`` with ``attributes`` and ``params`` set.
+
+    Built without ``__getstate__`` (which would turn tensors into NumPy): the copy
+    shares every value but those set, so the estimator itself is never written.
+    """
+    cls = type(estimator)
+    view = cls.__new__(cls)
+    vars(view).update(vars(estimator))
+    vars(view).update(attributes)
+    vars(view).update(params)
+    vars(view)[_ORIGIN] = origin(estimator)
+    return view
+
+
+def _arguments(args, kwargs, keep):
+    """The call's arguments in NumPy, but for ``keep`` (an argument passed as is)."""
+
+    def convert(value):
+        return value if value is keep else to_numpy(value)
+
+    return [convert(a) for a in args], {k: convert(v) for k, v in kwargs.items()}
+
+
 def array_api_boundary(method=None, *, fits=False):
     """Decorate a public method: any array namespace in, the same namespace out.
 
     ``fits=True`` marks ``fit`` / ``partial_fit``: on success, every numeric array
     attribute moves to the namespace and device of the input (scikit-learn's
-    convention); other methods leave the attributes as they found them.
+    convention); other methods never write the estimator.
     """
     if method is None:
         return functools.partial(array_api_boundary, fits=fits)
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        if _ORIGIN in vars(self):  # called from a method already at the boundary
+            return method(self, *args, **kwargs)
+        dispatch = get_config()["array_api_dispatch"]
         attributes = {k: v for k, v in vars(self).items() if _foreign(v)}
         values = [*args, *kwargs.values()]
-        if not attributes and not (
-            get_config()["array_api_dispatch"] and any(_foreign(a) for a in values)
-        ):
+        if not attributes and not (dispatch and any(_foreign(a) for a in values)):
             return method(self, *args, **kwargs)
+        xp, device, first = _target(values, attributes)
+        if dispatch and not fits:
+            arrays = [a for a in values if is_array_api_obj(a)]
+            _check_same_namespace(self, method.__name__, next(iter(arrays), None))
+        # torch-only estimators take tensors as they are, on their device
+        native = is_torch_array(first) and getattr(self, "_takes_tensors", False)
+        args, kwargs = _arguments(args, kwargs, keep=first if native else None)
+        moved = _run_on_torch(self, device) if is_torch_array(first) else {}
+        converted = {} if native else {k: to_numpy(v) for k, v in attributes.items()}
+        if not fits:
+            out = method(_view(self, converted, moved), *args, **kwargs)
+            return _convert_output(out, xp, device)
+        # a fit writes the estimator anyway (a transaction: all or nothing)
         with _lock(self):
-            attributes = {k: v for k, v in vars(self).items() if _foreign(v)}
-            xp, device, first = _target(values, attributes)
-            if get_config()["array_api_dispatch"] and not fits:
-                arrays = [a for a in values if is_array_api_obj(a)]
-                _check_same_namespace(self, method.__name__, next(iter(arrays), None))
-            args = [to_numpy(a) for a in args]
-            kwargs = {k: to_numpy(v) for k, v in kwargs.items()}
             params = self.get_params(deep=False)
-            moved = _run_on_torch(self, device) if is_torch_array(first) else {}
-            converted = {k: to_numpy(v) for k, v in attributes.items()}
             vars(self).update(converted)
             vars(self).update(moved)
             try:
@@ -188,9 +256,7 @@ def array_api_boundary(method=None, *, fits=False):
             finally:
                 vars(self).update({k: params[k] for k in moved})
             for key, value in list(vars(self).items()):
-                if key in converted and value is converted[key] and not fits:
-                    setattr(self, key, attributes[key])
-                elif fits and key not in _KEEP_NUMPY and not key.startswith("__"):
+                if key not in _KEEP_NUMPY and not key.startswith("__"):
                     setattr(self, key, from_numpy(value, xp, device))
             return _convert_output(out, xp, device)
 

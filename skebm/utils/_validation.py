@@ -1,11 +1,15 @@
 """Validation helpers shared by the estimators."""
 
+import math
 import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from array_api_compat import array_namespace, is_numpy_array
 from sklearn import get_config
 from sklearn.utils import assert_all_finite
+
+from skebm.utils._array_api import numpy_dtype, to_numpy
 
 #: the RBM's advice when it clips (its default)
 _RBM_ADVICE = (
@@ -20,8 +24,10 @@ def clip_unit_interval(X, *, warn=False, advice=_RBM_ADVICE, stacklevel=4):
     Bernoulli units read their inputs as probabilities of being on; anything outside
     [0, 1] is brought to the nearest probability rather than producing meaningless
     (or overflowing) energies. With ``warn``, a UserWarning gives the range found and
-    ``advice``.
+    ``advice``. X of another namespace (a tensor) is clipped in its namespace.
     """
+    if not (sp.issparse(X) or is_numpy_array(X)):
+        return _clip_unit_interval_xp(X, warn, advice, stacklevel + 1)
     data = X.data if sp.issparse(X) else X
     if data.size == 0 or (data.min() >= 0.0 and data.max() <= 1.0):
         return X
@@ -36,6 +42,23 @@ def clip_unit_interval(X, *, warn=False, advice=_RBM_ADVICE, stacklevel=4):
     data = X.data if sp.issparse(X) else X
     np.clip(data, 0.0, 1.0, out=data)
     return X
+
+
+def _clip_unit_interval_xp(X, warn, advice, stacklevel):
+    xp = array_namespace(X)
+    if math.prod(X.shape) == 0:
+        return X
+    low, high = float(xp.min(X)), float(xp.max(X))
+    if low >= 0.0 and high <= 1.0:
+        return X
+    if warn:
+        warnings.warn(
+            f"X has values in [{low:.3g}, {high:.3g}], outside [0, 1]: "
+            f"they are clipped to [0, 1]. {advice}",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return xp.clip(X, 0.0, 1.0)
 
 
 def check_finite(X, backend, *, estimator_name=None):
@@ -62,16 +85,18 @@ def check_finite_output(out, estimator, method, X=None):
     Outputs are finite or the call fails: a non-finite value comes from inputs (or
     codes) too far from the training data for the model's floating dtype.
     """
-    finite = np.isfinite(out)
-    if finite.all():
+    xp = array_namespace(out)
+    if bool(xp.all(xp.isfinite(out))):
         return out
+    finite = to_numpy(xp.isfinite(out))  # a failing call reads back its flags
     rows = np.flatnonzero(~finite.reshape(finite.shape[0], -1).all(axis=1))
     where = ""
-    if X is not None and np.size(X):
-        largest = float(np.max(np.abs(np.asarray(X)[rows])))
+    if X is not None and math.prod(X.shape):
+        largest = float(np.max(np.abs(to_numpy(X[rows]))))
         where = f" (their largest |value| is {largest:.3g})"
     raise ValueError(
         f"{type(estimator).__name__}.{method} overflowed on {rows.size} row(s), "
         f"e.g. row {rows[0]}{where}: the input lies too far from the training data "
-        f"for {out.dtype} arithmetic. Scale or clip the input to the training range."
+        f"for {numpy_dtype(out.dtype)} arithmetic. Scale or clip the input to the "
+        "training range."
     )

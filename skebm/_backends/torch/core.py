@@ -38,9 +38,16 @@ def resolve_device(device: str) -> str:
             f"device={device!r} but no CUDA device is available; use device='auto' "
             "or 'cpu'."
         )
+    if dev.type == "mps" and _mps_available():  # the device of an input tensor
+        return str(dev)
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device={device!r}: only 'cpu' and 'cuda[:N]' are supported.")
     return str(dev)
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
 
 
 def make_rng(seed: int, device: str = "cpu") -> torch.Generator:
@@ -56,12 +63,20 @@ def torch_dtype(dtype) -> torch.dtype:
     return _DTYPES[np.dtype(dtype)]
 
 
-def asarray(x, dtype, device: str = "cpu") -> torch.Tensor:
-    """NumPy (or sparse, densified) -> tensor; shares memory on the CPU when it can."""
+def asarray(x, dtype=None, device: str = "cpu") -> torch.Tensor:
+    """NumPy (or sparse, densified) -> tensor; shares memory on the CPU when it can.
+
+    A tensor passes through (moved or cast only where ``device`` or ``dtype`` say
+    so); ``dtype=None`` keeps the dtype of ``x``.
+    """
     if sp.issparse(x):
         x = x.toarray()
     if isinstance(x, torch.Tensor):
+        if dtype is None:
+            return x.to(device=device)
         return x.to(device=device, dtype=torch_dtype(dtype))
+    if dtype is None:
+        dtype = np.asarray(x).dtype
     x = np.asarray(x, dtype=dtype)
     if not x.flags.writeable or min(x.strides, default=0) < 0:
         x = x.copy()  # torch takes neither read-only nor negatively strided arrays
@@ -83,6 +98,11 @@ def to_numpy(a: torch.Tensor) -> np.ndarray:
 
 def copy(a: torch.Tensor) -> torch.Tensor:
     return a.clone()
+
+
+def concat_rows(blocks: list[torch.Tensor]) -> torch.Tensor:
+    """Row blocks (at least one) stacked into one tensor."""
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
 def max_abs(a: torch.Tensor) -> float:

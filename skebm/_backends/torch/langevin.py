@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skebm._backends.torch.nn import mlp
+from skebm._backends.torch.core import torch_dtype
+from skebm._backends.torch.nn import forward, mlp
 
 #: the internal sampling range: data are mapped to [LOW, HIGH] per feature
 LOW, HIGH = -1.0, 1.0
@@ -34,6 +35,44 @@ def energy(logits: torch.Tensor) -> torch.Tensor:
 def conditional_energy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """E(x | y) = -f(x)[y] (up to the class's log-normaliser)."""
     return -logits.gather(1, y[:, None])[:, 0]
+
+
+def to_internal(
+    x: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, dtype
+) -> torch.Tensor:
+    """The input scale -> the internal one, (x - center) * scale, in ``dtype``."""
+    return ((x - center) * scale).to(torch_dtype(dtype))
+
+
+def from_internal(
+    z: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, dtype
+) -> torch.Tensor:
+    """The internal scale -> the input one; features of scale 0 map to ``center``."""
+    kept = scale > 0
+    span = torch.where(kept, scale, torch.ones_like(scale))
+    return torch.where(kept, z / span + center, center).to(torch_dtype(dtype))
+
+
+def log_proba(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(logits / T) per row."""
+    return torch.log_softmax(logits / temperature, dim=1)
+
+
+def bounded_log_density(
+    net: nn.Module, x: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, dtype
+) -> torch.Tensor:
+    """-E(x) evaluated in the box [LOW, HIGH]^d, float64 per row.
+
+    The network sees the nearest point c(z) of the box to the internal coordinates
+    z of x, and half the squared distance to it is subtracted:
+    logsumexp_y f(c(z))[y] - ||z - c(z)||^2 / 2.
+    """
+    z = ((x - center) * scale).double()
+    inside = z.clamp(LOW, HIGH)
+    gap = z - inside
+    penalty = 0.5 * (gap * gap).sum(dim=1)
+    logits = forward(net, inside.to(torch_dtype(dtype)))
+    return torch.logsumexp(logits, dim=1) - penalty
 
 
 def uniform(shape, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -323,3 +323,52 @@ def generate(
     if return_mean:
         return decoder_mean(out, module.likelihood)
     return sample_likelihood(out, module.likelihood, module.noise_logvar(), generator)
+
+
+# -- row-keyed draws (skebm.utils._random.row_normal_draws, on the device) --------------
+
+
+def _int64(value: int) -> int:
+    """A 64-bit pattern as the signed integer torch's int64 holds."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN = _int64(0x9E3779B97F4A7C15)
+_MIX1 = _int64(0xBF58476D1CE4E5B9)
+_MIX2 = _int64(0x94D049BB133111EB)
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """The logical (unsigned) right shift of int64 bit patterns."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _splitmix64(x: torch.Tensor) -> torch.Tensor:
+    """The SplitMix64 finaliser on int64 bit patterns (products wrap modulo 2**64)."""
+    x = x ^ _shift_right(x, 30)
+    x = x * _MIX1
+    x = x ^ _shift_right(x, 27)
+    x = x * _MIX2
+    return x ^ _shift_right(x, 31)
+
+
+def row_normal_draws(x: torch.Tensor, seed: int, k: int, d: int) -> torch.Tensor:
+    """Standard-normal draws of shape (k, n_rows, d), float64, a function of each
+    row only: those of ``skebm.utils._random.row_normal_draws`` on the rows in
+    NumPy (the same hashes of their float64 bits with ``seed``; the cosine may round
+    an ulp apart), computed on x's device.
+    """
+    bits = x.to(torch.float64).contiguous().view(torch.int64)
+    h = torch.full((bits.shape[0],), int(seed), dtype=torch.int64, device=x.device)
+    for j in range(bits.shape[1]):
+        h = _splitmix64(h ^ (bits[:, j] + _GOLDEN))
+    m = torch.arange(k * d, dtype=torch.int64, device=x.device)
+    stream = h[:, None] + _GOLDEN * (2 * (m // 2) + 1)[None, :]
+    scale = 2.0**-53
+    u1 = _shift_right(_splitmix64(stream), 11).to(torch.float64) * scale
+    u2 = _shift_right(_splitmix64(stream + _GOLDEN), 11).to(torch.float64) * scale
+    radius = torch.sqrt(-2.0 * torch.log1p(-u1))
+    odd = (m % 2 == 1).to(torch.float64)
+    angle = 2.0 * math.pi * u2 - 0.5 * math.pi * odd
+    eps = radius * torch.cos(angle)
+    return eps.reshape(bits.shape[0], k, d).permute(1, 0, 2)

@@ -317,9 +317,7 @@ def modern_energy(x, Xi, beta: float):
 # -- recall ------------------------------------------------------------------------------
 
 
-def sync_loop(
-    s, update: Callable, energy: Callable, max_iter: int, energy_tol: float = 0.0
-):
+def sync_loop(s, update: Callable, energy: Callable, max_iter: int, energy_tol=0.0):
     """Synchronous updates s <- update(s) of every row until it stops changing.
 
     ``update(s)`` returns the new states in an array that does not share memory
@@ -395,28 +393,20 @@ def async_loop(s, sweep: Callable, max_iter: int, order_rng):
     return s, n_iter, status
 
 
-def pairwise_sweep(
-    s,
-    W,
-    order: Sequence[int],
-    tol,
-    temperature: float = 0.0,
-    rng=None,
-    block_size: int = 64,
-):
+def pairwise_sweep(s, W, order: Sequence[int], tol, temperature=0.0, rng=None):
     """One sweep over the units in ``order``, in place on s; returns the changed rows.
 
     At temperature 0 each unit takes sign(gap) (ties keep it); above 0 it is drawn by
-    the heat-bath rule P(s_i = +1) = sigmoid(gap_i / T). Units are visited in blocks:
-    the gaps of a block come from one GEMM and every change corrects the gaps of the
-    block's later units (W is symmetric), so the sweep is exactly sequential.
+    the heat-bath rule P(s_i = +1) = sigmoid(gap_i / T). Units are visited in blocks
+    of 64: the gaps of a block come from one GEMM and every change corrects the gaps
+    of the block's later units (W is symmetric), so the sweep is exactly sequential.
     """
     xp, dev = array_namespace(s), device(s)
     S = _transposed(s, xp)
     changed = xp.zeros(s.shape[0], dtype=xp.bool, device=dev)
     U = _ops(xp).uniform(S.shape, S, rng) if temperature > 0 else None
-    for start in range(0, len(order), block_size):
-        units = order[start : start + block_size]
+    for start in range(0, len(order), 64):
+        units = order[start : start + 64]
         block = xp.asarray(units, device=dev)
         Wb = xp.take(W, block, axis=0)
         G = Wb @ S
@@ -437,9 +427,7 @@ def pairwise_sweep(
     return changed
 
 
-def dense_sweep(
-    s, Xi, degree: int, order: Sequence[int], temperature: float = 0.0, rng=None
-):
+def dense_sweep(s, Xi, degree: int, order: Sequence[int], temperature=0.0, rng=None):
     """One sweep of the dense rule over the units in ``order``, in place on s.
 
     Keeps the overlaps m = Xi s up to date: the gap of unit u is
@@ -483,16 +471,7 @@ def sync_block_rows(n_units: int, like) -> int:
     return max(64, (1 << 20) // n_units)
 
 
-def pairwise_recall(
-    s,
-    W,
-    tol,
-    *,
-    update: str,
-    max_iter: int,
-    order_rng,
-    factors: tuple | None = None,
-):
+def pairwise_recall(s, W, tol, *, update: str, max_iter: int, order_rng, factors=None):
     """Recall under E(s) = -1/2 s^T W s; returns (s, n_iter, status).
 
     ``tol`` is :func:`pairwise_tolerance` of W, computed once when W is stored.
@@ -577,20 +556,12 @@ def modern_recall(x, Xi, beta: float, *, max_iter: int, tol: float):
         new = p @ Xi
         n_iter[active] += 1
         if every:
-            P = p
+            x, P = new, p
         else:
-            P[active] = p
+            x[active], P[active] = new, p
         if it == max_iter - 1:
-            if every:
-                x = new
-            else:
-                x[active] = new
             break
         done = xp.max(xp.abs(new - xa), axis=1) <= tol
-        if every:
-            x = new
-        else:
-            x[active] = new
         status[active[done]] = CONVERGED
         active = active[~done]
         if not active.shape[0]:

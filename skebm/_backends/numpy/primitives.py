@@ -1,8 +1,9 @@
 """What the array API standard lacks, NumPy backend.
 
-Random draws from a generator and stable special functions; every algorithm is
-written once over an array namespace in ``skebm/_numerics/`` and reaches these
-through :func:`skebm._backends.primitives`. ``skebm/_backends/torch/primitives.py``
+Random draws from a generator, stable special functions, in-place kernels and the
+spin dtypes of exact overlaps; every algorithm is written once over an array
+namespace in ``skebm/_numerics/`` and reaches these through
+:func:`skebm._backends.primitives_for`. ``skebm/_backends/torch/primitives.py``
 has the same names and signatures (``tests/test_backend_parity.py`` checks it).
 """
 

@@ -83,7 +83,7 @@ class _Pairwise:
 
     def random_init(self, ops, p, n_samples, cfg, rng):
         Xi = p["Xi"]
-        return ops.random_spins(n_samples, Xi.shape[1], cfg.dtype, rng)
+        return ops.random_spins((n_samples, Xi.shape[1]), Xi, rng)
 
     def sample(self, ops, p, s, cfg, n_steps, rng):
         W, tol = p["W"], p["tol"]

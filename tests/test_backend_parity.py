@@ -166,3 +166,114 @@ def test_random_primitives_agree_in_distribution(name, dtype):
         np.testing.assert_allclose(moments["numpy"], (0.0, 1.0), atol=0.03)
     else:
         np.testing.assert_allclose(moments["numpy"][0], 0.5, atol=0.01)
+
+
+def _both(fn):
+    """fn(backend package) on each backend, its arrays as NumPy."""
+    from skebm._backends import get_backend
+
+    out = {}
+    for backend in ("numpy", "torch"):
+        be = get_backend(backend)
+        res = fn(be)
+        out[backend] = be.core.to_numpy(res) if hasattr(res, "shape") else res
+    return out
+
+
+_X = np.random.default_rng(2).normal(0, 30, (6, 9))
+_SPINS = np.random.default_rng(3).choice([-1.0, 1.0], size=(12, 300))
+
+
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("logsumexp", lambda be, a: be.primitives.logsumexp(a(_X), axis=1)),
+        ("softmax", lambda be, a: be.primitives.softmax(a(_X))),
+        ("expit", lambda be, a: be.primitives.expit(a(_X))),
+        (
+            "fill_diagonal",
+            lambda be, a: be.primitives.fill_diagonal(a(_X[:6, :6]), 0.5),
+        ),
+        ("sign_inplace", lambda be, a: be.primitives.sign_inplace(a(np.round(_X)))),
+        (
+            "matmul_into",
+            lambda be, a: be.primitives.matmul_into(
+                a(_X), a(_X.T), a(np.empty((6, 6)))
+            ),
+        ),
+        ("from_mask", lambda be, a: be.primitives.from_mask(a(_X) > 0, np.float32)),
+        (
+            "spin_overlaps",
+            lambda be, a: be.primitives.spin_overlaps(
+                be.primitives.from_mask(
+                    a(_SPINS[:4]) > 0, be.primitives.overlap_dtype(300, a(_SPINS))
+                )
+                * 2
+                - 1,
+                a(_SPINS),
+            ),
+        ),
+    ],
+)
+def test_deterministic_primitives_agree(name, call):
+    """Each array primitive, on the same float64 arrays, agrees between backends."""
+    out = _both(lambda be: call(be, lambda x: be.core.asarray(x.copy(), np.float64)))
+    if name in ("fill_diagonal", "sign_inplace", "from_mask", "spin_overlaps"):
+        np.testing.assert_array_equal(out["numpy"], out["torch"])
+    else:
+        np.testing.assert_allclose(out["numpy"], out["torch"], rtol=1e-12, atol=1e-300)
+    if name == "spin_overlaps":
+        np.testing.assert_array_equal(out["numpy"], _SPINS[:4] @ _SPINS.T)
+
+
+def test_spin_dtypes():
+    """NumPy's overlap dtype is its spin dtype, float32; torch's is float32 or int8."""
+    from skebm._backends import get_backend
+
+    prims = get_backend("numpy").primitives
+    like = np.zeros((2, 3))
+    assert prims.overlap_dtype(300, like) == prims.spin_dtype(300, like) == np.float32
+    assert prims.spin_dtype(2**24, like) is None
+    torch_prims = get_backend("torch").primitives
+    like = get_backend("torch").core.asarray(like, np.float64)
+    assert str(torch_prims.spin_dtype(300, like)) == "torch.float32"
+    assert str(torch_prims.overlap_dtype(300, like)) in ("torch.float32", "torch.int8")
+
+
+@pytest.mark.parametrize("name", ["uniform", "normal"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_uniform_and_normal_agree_in_distribution(name, dtype):
+    """Draws in the dtype of ``like``, with the mean and variance of U(0, 1) or N(0, 1)."""
+
+    def draw(be):
+        like = be.core.asarray(np.zeros(1), dtype)
+        out = getattr(be.primitives, name)((100, 200), like, be.core.make_rng(0))
+        assert be.core.to_numpy(out).dtype == dtype
+        return out
+
+    expected = (0.5, 1 / 12) if name == "uniform" else (0.0, 1.0)
+    for out in _both(draw).values():
+        assert out.shape == (100, 200)
+        np.testing.assert_allclose((out.mean(), out.var()), expected, atol=0.03)
+        if name == "uniform":
+            assert 0.0 <= out.min() and out.max() < 1.0
+
+
+def test_index_draws_agree_in_distribution():
+    """permutation is a permutation; categorical (per row) and choice (with weights)
+    draw indices with the given probabilities."""
+    w = np.array([1.0, 3.0, 0.0, 4.0])
+    p = np.broadcast_to(w / w.sum(), (20_000, 4)).copy()
+
+    def draw(be):
+        rng = be.core.make_rng(0)
+        perm = be.primitives.permutation(50, rng)
+        assert isinstance(perm, list) and sorted(perm) == list(range(50))
+        rows = be.primitives.categorical(be.core.asarray(p, np.float64), rng)
+        picks = be.primitives.choice(be.core.asarray(w, np.float64), 20_000, rng)
+        rows, picks = be.core.to_numpy(rows), be.core.to_numpy(picks)
+        return [np.bincount(a, minlength=4) / a.size for a in (rows, picks)]
+
+    for freqs in _both(draw).values():
+        for f in freqs:
+            np.testing.assert_allclose(f, w / w.sum(), atol=0.015)

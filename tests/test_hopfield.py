@@ -339,7 +339,7 @@ def _spin_dtypes(backend):
         return [np.float32]
     import torch
 
-    from skebm._backends.torch.hopfield import _int_mm_works
+    from skebm._backends.torch.primitives import _int_mm_works
 
     return [torch.float32] + ([torch.int8] if _int_mm_works() else [])
 
@@ -358,10 +358,10 @@ def test_spin_overlaps_are_exact_integers(backend, n_units):
     expected = probes.astype(np.int64) @ Xi.astype(np.int64).T
     for dtype in _spin_dtypes(backend):
         s = be.hopfield.to_spins(like, 0.0, dtype=dtype)
-        a = be.hopfield.spin_overlaps(s, be.core.asarray(Xi, np.float64))
+        a = be.primitives.spin_overlaps(s, be.core.asarray(Xi, np.float64))
         np.testing.assert_array_equal(be.core.to_numpy(a), expected)
-    assert be.hopfield.spin_dtype(n_units, like) in _spin_dtypes(backend)
-    assert be.hopfield.overlap_dtype(n_units, like) in _spin_dtypes(backend)
+    assert be.primitives.spin_dtype(n_units, like) in _spin_dtypes(backend)
+    assert be.primitives.overlap_dtype(n_units, like) in _spin_dtypes(backend)
 
 
 @requires_torch
@@ -380,7 +380,7 @@ def test_torch_spin_paths_equal_numpy(params, recalled, spins, monkeypatch):
     against the textbook loops above."""
     import torch
 
-    from skebm._backends.torch import hopfield as tops
+    from skebm._backends.torch import primitives as tops
 
     X = patterns(12, 96, seed=27)
     probes = corrupt(X[np.arange(80) % 12], 0.2, seed=28)

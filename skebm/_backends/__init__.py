@@ -1,10 +1,12 @@
 """The backend seam: numerics per backend, behind identical module and function names.
 
 Each backend is a package (``skebm._backends.numpy``, ``skebm._backends.torch``) with
-the same sub-modules (``core`` for arrays, devices and random generators, then one
-module per model: ``rbm`` ...) exposing the same functions. Estimators call
-:func:`get_backend` and never import a backend package directly; only the torch
-package imports torch, and it is imported the first time it is asked for.
+the same sub-modules (``core`` for arrays, devices and random generators,
+``primitives`` for what the array API standard lacks) exposing the same functions;
+``rbm`` and ``hopfield`` are the shared numerics of ``skebm._numerics``, written once
+over an array namespace. Estimators call :func:`get_backend` and never import a
+backend package directly; only the torch package imports torch, and it is imported
+the first time it is asked for.
 """
 
 import functools

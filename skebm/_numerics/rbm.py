@@ -20,22 +20,10 @@ from __future__ import annotations
 
 import math
 
-import array_api_compat
 from array_api_compat import device
 
 from skebm._backends import primitives_for as _ops
-
-_NAMESPACES = {}
-
-
-def array_namespace(x):
-    """``array_api_compat.array_namespace(x)``, memoised per array type: it costs a
-    few microseconds a call, a twentieth of a training step at batch size 10."""
-    xp = _NAMESPACES.get(type(x))
-    if xp is None:
-        xp = _NAMESPACES[type(x)] = array_api_compat.array_namespace(x)
-    return xp
-
+from skebm._numerics import array_namespace
 
 # -- visible unit types (registry, CONTRIBUTING.md, convention 7) ------------------------
 

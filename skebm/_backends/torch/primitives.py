@@ -6,7 +6,12 @@ they are documented.
 
 from __future__ import annotations
 
+import functools
+import platform
+
 import torch
+
+from skebm._backends.torch.core import torch_dtype
 
 
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -19,9 +24,21 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp_min(x, 0) + torch.log1p(torch.exp(-torch.abs(x)))
 
 
-def logsumexp(x: torch.Tensor) -> float:
-    """log sum exp(x) over every entry, without overflow."""
-    return float(torch.logsumexp(x.reshape(-1), dim=0))
+def expit(x: torch.Tensor) -> torch.Tensor:
+    """1 / (1 + exp(-x))."""
+    return torch.sigmoid(x)
+
+
+def softmax(x: torch.Tensor) -> torch.Tensor:
+    """exp(x) / sum exp(x) along the last axis, without overflow."""
+    return torch.softmax(x, dim=-1)
+
+
+def logsumexp(x: torch.Tensor, axis: int | None = None) -> float | torch.Tensor:
+    """log sum exp(x) without overflow: over every entry (a float), or along ``axis``."""
+    if axis is None:
+        return float(torch.logsumexp(x.reshape(-1), dim=0))
+    return torch.logsumexp(x, dim=axis)
 
 
 def bernoulli(p: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -33,3 +50,91 @@ def bernoulli(p: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
 def standard_normal(like: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     """N(0, 1) draws of the shape, dtype and device of ``like``."""
     return torch.randn(like.shape, generator=rng, dtype=like.dtype, device=like.device)
+
+
+def uniform(shape: tuple, like: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """Uniform draws on [0, 1) in the dtype and on the device of ``like``."""
+    return torch.rand(shape, generator=rng, dtype=like.dtype, device=like.device)
+
+
+def normal(shape: tuple, like: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """N(0, 1) draws in the dtype and on the device of ``like``."""
+    return torch.randn(shape, generator=rng, dtype=like.dtype, device=like.device)
+
+
+def permutation(n: int, rng: torch.Generator) -> list[int]:
+    """A random order of range(n)."""
+    return torch.randperm(n, generator=rng, device=rng.device).tolist()
+
+
+def categorical(p: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """One index per row of ``p`` (n, K), drawn with the probabilities of the row."""
+    return torch.multinomial(p, 1, generator=rng).squeeze(1)
+
+
+def choice(w: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
+    """``n`` indices drawn with replacement with weights ``w`` (K,) (unnormalised)."""
+    return torch.multinomial(w, n, replacement=True, generator=rng)
+
+
+def fill_diagonal(a: torch.Tensor, value: float) -> torch.Tensor:
+    """Set the diagonal of the square matrix ``a`` to ``value``, in place; returns a."""
+    return a.fill_diagonal_(value)
+
+
+def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """a @ b, written into ``out`` (of its shape and dtype); returns out."""
+    return torch.matmul(a, b, out=out)
+
+
+def sign_inplace(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) (-1, 0 or +1), in place; returns x."""
+    return x.sign_()
+
+
+def from_mask(mask: torch.Tensor, dtype) -> torch.Tensor:
+    """The booleans ``mask`` as 0 and 1 in ``dtype``; int8 views the mask's bytes."""
+    dtype = torch_dtype(dtype)
+    return mask.view(dtype) if dtype == torch.int8 else mask.to(dtype)
+
+
+def spin_dtype(n_units: int, like: torch.Tensor) -> torch.dtype | None:
+    """float32 (exact overlaps for N < 2**24), else None."""
+    return torch.float32 if n_units < 2**24 else None
+
+
+@functools.cache
+def _int_mm_works() -> bool:
+    """Whether ``torch._int_mm`` (int8 x int8 -> int32 GEMM) exists and is exact on
+    the CPU (some torch versions raise NotImplementedError there). Checked once."""
+    a = torch.tensor([[1, -1, 1], [-1, -1, 1]], dtype=torch.int8)
+    try:
+        return bool((torch._int_mm(a, a.T) == torch.tensor([[3, 1], [1, 3]])).all())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def overlap_dtype(n_units: int, like: torch.Tensor) -> torch.dtype | None:
+    """The fast path of binary modern recall, chosen here only: int8 spins, whose
+    overlaps come from ``torch._int_mm`` (int32 sums, exact), on an x86 CPU with
+    oneDNN (int8 dot-product instructions, several times float32's rate; without
+    oneDNN torch falls back to a loop far slower than float32). Else
+    :func:`spin_dtype`. CUDA keeps float32: its int8 kernels need dimensions in
+    multiples of 8."""
+    if (
+        n_units < 2**31
+        and like.device.type == "cpu"
+        and platform.machine().lower() in ("x86_64", "amd64")
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and _int_mm_works()
+    ):
+        return torch.int8
+    return spin_dtype(n_units, like)
+
+
+def spin_overlaps(s: torch.Tensor, Xi: torch.Tensor) -> torch.Tensor:
+    """Xi s for spin states ``s``: int8 through ``torch._int_mm`` (int32 sums)."""
+    if s.dtype == torch.int8:
+        return torch._int_mm(s, Xi.to(torch.int8).T)
+    return s @ Xi.to(s.dtype).T

@@ -1,9 +1,8 @@
-"""Hopfield network numerics, NumPy backend.
+"""Hopfield network numerics, written once over an array namespace.
 
-Notation (shared with ``skebm/_backends/torch/hopfield.py``, which mirrors this file):
-``s`` binary states (n, N) with entries in {-1, +1}; ``x`` continuous states (n, N)
-of the modern rule; ``Xi`` memories (P, N), one per row ({-1, +1} for the binary
-rules); ``W`` (N, N) symmetric weights with zero diagonal.
+Notation: ``s`` binary states (n, N) with entries in {-1, +1}; ``x`` continuous
+states (n, N) of the modern rule; ``Xi`` memories (P, N), one per row ({-1, +1} for
+the binary rules); ``W`` (N, N) symmetric weights with zero diagonal.
 
 A binary rule is its energy E(s). Its dynamics only use the energy gap of each unit,
 
@@ -20,52 +19,71 @@ with lse(beta, a) = log(sum_mu exp(beta a_mu)) / beta and M the largest memory n
 
 Recall status codes: ``CONVERGED`` (a fixed point), ``CYCLE`` (a 2-cycle of
 synchronous updates) and ``MAX_ITER`` (stopped after ``max_iter`` updates).
+
+Every function takes arrays of one namespace (NumPy arrays or torch tensors) and
+returns arrays of it; ``xp`` is resolved from the arrays. Random draws, in-place
+kernels and the spin dtypes of the fast overlaps come from the backend's primitives
+(``_ops``). The unit orders of asynchronous recall come from the NumPy generator the
+estimator passes in, so both backends visit the units in the same order and recall
+identically.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-import numpy as np
-from scipy.special import expit, logsumexp
+from array_api_compat import device
+
+from skebm._backends import primitives_for as _ops
+from skebm._numerics import array_namespace
 
 CONVERGED, CYCLE, MAX_ITER = 0, 1, 2
+
+
+def _counters(n: int, xp, dev):
+    """Per-row update counts (0) and statuses (MAX_ITER)."""
+    n_iter = xp.zeros(n, dtype=xp.int64, device=dev)
+    return n_iter, xp.full((n,), MAX_ITER, dtype=xp.int64, device=dev)
+
+
+def _transposed(s, xp):
+    """s.T, copied into a row-major array: the states of one unit in one run."""
+    S = xp.empty((s.shape[1], s.shape[0]), dtype=s.dtype, device=device(s))
+    S[...] = s.T
+    return S
+
 
 # -- encoding ----------------------------------------------------------------------------
 
 
-def to_spins(
-    X: np.ndarray, threshold: float, out: np.ndarray | None = None, dtype=None
-) -> np.ndarray:
+def to_spins(X, threshold: float, out=None, dtype=None):
     """+1 where X > threshold, else -1, in ``dtype`` (default: that of X), or into
     ``out`` (may be X)."""
     mask = X > threshold
     if out is None:
-        s = mask.astype(X.dtype if dtype is None else dtype)
+        s = _ops(array_namespace(X)).from_mask(
+            mask, X.dtype if dtype is None else dtype
+        )
     else:
         s = out
-        np.copyto(s, mask)
-    s *= 2.0
-    s -= 1.0
+        s[...] = mask
+    s *= 2
+    s -= 1
     return s
 
 
-def random_spins(
-    n_samples: int, n_units: int, dtype: np.dtype, rng: np.random.Generator
-) -> np.ndarray:
-    """Uniform draws from {-1, +1}^N."""
-    return to_spins(rng.random((n_samples, n_units)).astype(dtype), 0.5)
+def random_spins(shape: tuple, like, rng):
+    """Uniform draws from {-1, +1}^shape, in the dtype and on the device of ``like``."""
+    return to_spins(_ops(array_namespace(like)).uniform(shape, like, rng), 0.5)
 
 
 # -- storage -----------------------------------------------------------------------------
 
 
-def hebbian_update(W: np.ndarray, Xi: np.ndarray) -> np.ndarray:
+def hebbian_update(W, Xi):
     """W + Xi^T Xi / N with a zero diagonal: the Hebb rule, exact in any number of calls."""
-    W = W + (Xi.T @ Xi) / W.shape[0]
-    np.fill_diagonal(W, 0.0)
-    return W
+    return _ops(array_namespace(W)).fill_diagonal(W + (Xi.T @ Xi) / W.shape[0], 0.0)
 
 
 def storkey_block_size(n_units: int) -> int:
@@ -73,7 +91,7 @@ def storkey_block_size(n_units: int) -> int:
     return max(1, min(64, int(math.log(1e4) / math.log1p(2.0 / n_units))))
 
 
-def storkey_store(W: np.ndarray, Xi: np.ndarray) -> np.ndarray:
+def storkey_store(W, Xi):
     """Store the rows of Xi one after another by Storkey's rule, in blocks.
 
     Storkey's rule (the local-field form of Storkey 1997) stores one pattern as
@@ -90,37 +108,37 @@ def storkey_store(W: np.ndarray, Xi: np.ndarray) -> np.ndarray:
     from the earlier patterns of the block, and the block adds to W by two GEMMs: the
     result equals the pattern-by-pattern rule up to rounding, at BLAS speed.
     """
+    xp = array_namespace(W)
     n = W.shape[0]
     c = 1.0 + 2.0 / n
-    W = W.copy()
+    W = xp.asarray(W, copy=True)
     size = storkey_block_size(n)
+    kw = {"dtype": W.dtype, "device": device(W)}
     for start in range(0, Xi.shape[0], size):
         X = Xi[start : start + size]
         b = X.shape[0]
         F0 = X @ W
         gram = X @ X.T
-        H, R = np.empty_like(X), np.empty_like(X)
+        H, R = xp.empty_like(X), xp.empty_like(X)
         for j in range(b):
             h = c**j * F0[j]
             if j:
-                w = c ** np.arange(j - 1, -1, -1, dtype=X.dtype)
+                w = c ** xp.arange(j - 1, -1, -1, **kw)
                 a = gram[:j, j]
                 h += ((w * (a - H[:j] @ X[j])) @ X[:j] - (w * a) @ H[:j]) / n
                 h -= (w @ R[:j]) * X[j]
             H[j] = h
             R[j] = (1.0 - 2.0 * X[j] * h) / n
-        d = c ** np.arange(b - 1, -1, -1, dtype=X.dtype)
+        d = c ** xp.arange(b - 1, -1, -1, **kw)
         XD = X.T * d
         K = XD @ H
         W *= c**b
         W += (XD @ X - K - K.T) / n
-        np.fill_diagonal(W, 0.0)
+        _ops(xp).fill_diagonal(W, 0.0)
     return W
 
 
-def projection_update(
-    W: np.ndarray, d: np.ndarray, Xi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def projection_update(W, d, Xi):
     """Add the rows of Xi to the projection (pseudo-inverse) rule.
 
     With the full projector P = W + diag(d) onto the span of the stored patterns, the
@@ -131,62 +149,61 @@ def projection_update(
 
     Returns
     -------
-    W : ndarray of shape (N, N)
+    W : array of shape (N, N)
         P' with a zero diagonal.
-    d : ndarray of shape (N,)
+    d : array of shape (N,)
         The diagonal of P'.
     """
-    P = W + np.diag(d)
+    xp = array_namespace(W)
+    i = xp.arange(W.shape[0], device=device(W))
+    P = W + xp.where(i[:, None] == i, d, 0.0)
     R = Xi - Xi @ P
-    _, sv, Vt = np.linalg.svd(R, full_matrices=False)
-    tol = math.sqrt(np.finfo(W.dtype).eps) * math.sqrt(W.shape[0])
+    _, sv, Vt = xp.linalg.svd(R, full_matrices=False)
+    tol = math.sqrt(xp.finfo(W.dtype).eps) * math.sqrt(W.shape[0])
     V = Vt[sv > tol]
     P += V.T @ V
-    d = np.diag(P).copy()
-    np.fill_diagonal(P, 0.0)
-    return P, d
+    d = xp.asarray(xp.linalg.diagonal(P), copy=True)
+    return _ops(xp).fill_diagonal(P, 0.0), d
 
 
 # -- energies and gaps -------------------------------------------------------------------
 
 
-def tie_tolerance(scale: np.ndarray, n_terms: int) -> np.ndarray:
+def tie_tolerance(scale, n_terms: int):
     """Gaps within 8 sqrt(n_terms) eps * scale of 0 are ties (rounding noise).
 
     ``scale`` bounds the sum of the absolute terms of a gap.
     """
-    return 8.0 * math.sqrt(n_terms) * np.finfo(scale.dtype).eps * scale
+    eps = array_namespace(scale).finfo(scale.dtype).eps
+    return 8.0 * math.sqrt(n_terms) * eps * scale
 
 
-def sign_update(gap: np.ndarray, s: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
+def sign_update(gap, s, tol):
     """sign(gap), keeping s where |gap| <= tol."""
-    out = (gap > tol).astype(s.dtype)
-    out -= gap < -tol
-    tie = out == 0
-    if tie.any():
-        np.copyto(out, s, where=tie)
-    return out
+    xp = array_namespace(s)
+    return xp.where(gap < -tol, -1.0, xp.where(gap > tol, 1.0, s))
 
 
-def heat_bath(gap: np.ndarray, temperature: float, u: np.ndarray) -> np.ndarray:
+def heat_bath(gap, temperature: float, u):
     """+1 with probability sigmoid(gap / T), else -1, from uniforms u."""
-    one = gap.dtype.type(1)
-    return np.where(u < expit(gap / temperature), one, -one)
+    xp = array_namespace(gap)
+    up = u < _ops(xp).expit(gap / temperature)
+    return xp.astype(xp.where(up, 1.0, -1.0), gap.dtype, copy=False)
 
 
-def pairwise_energy(s: np.ndarray, W: np.ndarray) -> np.ndarray:
+def pairwise_energy(s, W):
     """E(s) = -1/2 s^T W s, shape (n,)."""
-    return -0.5 * ((s @ W) * s).sum(axis=1)
+    return -0.5 * array_namespace(s).sum((s @ W) * s, axis=1)
 
 
-def pairwise_gap(s: np.ndarray, W: np.ndarray) -> np.ndarray:
+def pairwise_gap(s, W):
     """gap = 2 W s, shape (n, N)."""
     g = s @ W
     g *= 2.0
     return g
 
 
-def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def hebbian_factors(Xi):
     """(Xi, d) for :func:`hebbian_sync_step`, d the diagonal of Xi^T Xi, from spin patterns.
 
     With spin states and patterns every sum in the field is an integer of magnitude
@@ -194,14 +211,13 @@ def hebbian_factors(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     float32, whose GEMMs run at twice the rate of float64's, with the same signs;
     above, they are float64 (exact up to 2**53), whatever the patterns' dtype.
     """
-    dtype = np.float32 if Xi.shape[0] * Xi.shape[1] < 2**24 else np.float64
-    Xi = Xi.astype(dtype, copy=False)
-    return Xi, (Xi * Xi).sum(axis=0)
+    xp = array_namespace(Xi)
+    dtype = xp.float32 if Xi.shape[0] * Xi.shape[1] < 2**24 else xp.float64
+    Xi = xp.astype(Xi, dtype, copy=False)
+    return Xi, xp.sum(Xi * Xi, axis=0)
 
 
-def hebbian_sync_step(
-    s: np.ndarray, Xi: np.ndarray, shift: np.ndarray | float, out: np.ndarray
-) -> np.ndarray:
+def hebbian_sync_step(s, Xi, shift, out):
     """One synchronous update for the Hebbian W = (Xi^T Xi - diag(d)) / N, into ``out``;
     ``shift`` = d - 1/2 (an array, or one float when d is uniform, as it is for spin
     patterns: d = P).
@@ -212,48 +228,50 @@ def hebbian_sync_step(
     s_i, as :func:`sign_update` does: the new state is the sign of
     N W s + s / 2 = Xi^T (Xi s) - (d - 1/2) s, which is never 0.
     """
-    g = np.matmul(s @ Xi.T, Xi, out=out[: s.shape[0]])
+    ops = _ops(array_namespace(s))
+    g = ops.matmul_into(s @ Xi.T, Xi, out[: s.shape[0]])
     g -= s * shift
-    return np.sign(g, out=g)
+    return ops.sign_inplace(g)
 
 
-def hebbian_energy(s: np.ndarray, Xi: np.ndarray, d: np.ndarray) -> np.ndarray:
+def hebbian_energy(s, Xi, d):
     """E(s) = -1/2 s^T W s = -(||Xi s||^2 - sum(d)) / (2 N) for the Hebbian W.
 
     The overlaps Xi s are exact integers in the factors' dtype; their squares are
     summed in float64, so equal energies compare equal.
     """
-    m = (s @ Xi.T).astype(np.float64)
-    return -0.5 * ((m * m).sum(axis=1) - float(d.sum())) / s.shape[1]
+    xp = array_namespace(s)
+    m = xp.astype(s @ Xi.T, xp.float64)
+    return -0.5 * (xp.sum(m * m, axis=1) - float(xp.sum(d))) / s.shape[1]
 
 
-def pairwise_tolerance(W: np.ndarray) -> np.ndarray:
+def pairwise_tolerance(W):
     """Tie tolerance of each unit's gap, shape (N,)."""
-    return tie_tolerance(2.0 * np.abs(W).sum(axis=0), W.shape[0])
+    xp = array_namespace(W)
+    return tie_tolerance(2.0 * xp.sum(xp.abs(W), axis=0), W.shape[0])
 
 
-def pairwise_energy_tolerance(tol: np.ndarray) -> float:
+def pairwise_energy_tolerance(tol) -> float:
     """Tie tolerance of -1/2 s^T W s from the gaps' (:func:`pairwise_tolerance`).
 
     That is tie_tolerance(sum|W| / 2, N^2); tie_tolerance is linear in its scale, and
     the gaps' scales 2 sum_j |W_ij| add up to 2 sum|W|: O(N), not a pass over W.
     """
-    return 0.25 * math.sqrt(tol.shape[0]) * float(tol.sum())
+    return 0.25 * math.sqrt(tol.shape[0]) * float(array_namespace(tol).sum(tol))
 
 
-def dense_interaction(a: np.ndarray, degree: int, n_units: int) -> np.ndarray:
+def dense_interaction(a, degree: int, n_units: int):
     """F(a) = N (a / N)^n."""
     return n_units * (a / n_units) ** degree
 
 
-def dense_energy(s: np.ndarray, Xi: np.ndarray, degree: int) -> np.ndarray:
+def dense_energy(s, Xi, degree: int):
     """E(s) = -sum_mu F(xi_mu . s), shape (n,)."""
-    return -dense_interaction(s @ Xi.T, degree, s.shape[1]).sum(axis=1)
+    xp = array_namespace(s)
+    return -xp.sum(dense_interaction(s @ Xi.T, degree, s.shape[1]), axis=1)
 
 
-def dense_gap(
-    s: np.ndarray, Xi: np.ndarray, degree: int
-) -> tuple[np.ndarray, np.ndarray]:
+def dense_gap(s, Xi, degree: int):
     """gap_i = sum_mu xi_mu,i [F(a + 1) - F(a - 1)] at a = m_mu - xi_mu,i s_i.
 
     With m = Xi s and a in {m - 1, m + 1} this is, for all units at once,
@@ -262,10 +280,11 @@ def dense_gap(
 
     Returns
     -------
-    gap : ndarray of shape (n, N)
-    tol : ndarray of shape (n, 1)
+    gap : array of shape (n, N)
+    tol : array of shape (n, 1)
         Tie tolerance of each row.
     """
+    xp = array_namespace(s)
     n, deg = s.shape[1], degree
     m = s @ Xi.T
     f_lo, f_mid = dense_interaction(m - 2, deg, n), dense_interaction(m, deg, n)
@@ -273,38 +292,32 @@ def dense_gap(
     A = 0.5 * (f_hi - f_lo)
     B = f_mid - 0.5 * (f_lo + f_hi)
     gap = A @ Xi
-    gap += s * B.sum(axis=1, keepdims=True)
-    scale = np.abs(A).sum(axis=1, keepdims=True) + np.abs(B).sum(axis=1, keepdims=True)
+    gap += s * xp.sum(B, axis=1, keepdims=True)
+    scale = xp.sum(xp.abs(A), axis=1, keepdims=True)
+    scale += xp.sum(xp.abs(B), axis=1, keepdims=True)
     return gap, tie_tolerance(scale, Xi.shape[0])
 
 
-def modern_softmax(x: np.ndarray, Xi: np.ndarray, beta: float) -> np.ndarray:
+def modern_softmax(x, Xi, beta: float):
     """p = softmax(beta Xi x), shape (n, P)."""
     a = x @ Xi.T
     a *= beta
-    a -= a.max(axis=1, keepdims=True)
-    np.exp(a, out=a)
-    a /= a.sum(axis=1, keepdims=True)
-    return a
+    return _ops(array_namespace(x)).softmax(a)
 
 
-def modern_energy(x: np.ndarray, Xi: np.ndarray, beta: float) -> np.ndarray:
+def modern_energy(x, Xi, beta: float):
     """E(x) = -lse(beta, Xi x) + x.x / 2 + log(P) / beta + M^2 / 2, shape (n,)."""
-    lse = logsumexp(beta * (x @ Xi.T), axis=1) / beta
-    const = math.log(Xi.shape[0]) / beta + 0.5 * float((Xi * Xi).sum(axis=1).max())
-    return -lse + 0.5 * (x * x).sum(axis=1) + const
+    xp = array_namespace(x)
+    lse = _ops(xp).logsumexp(beta * (x @ Xi.T), axis=1) / beta
+    norm2 = float(xp.max(xp.sum(Xi * Xi, axis=1)))
+    const = math.log(Xi.shape[0]) / beta + 0.5 * norm2
+    return -lse + 0.5 * xp.sum(x * x, axis=1) + const
 
 
 # -- recall ------------------------------------------------------------------------------
 
 
-def sync_loop(
-    s: np.ndarray,
-    update: Callable,
-    energy: Callable,
-    max_iter: int,
-    energy_tol: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sync_loop(s, update: Callable, energy: Callable, max_iter: int, energy_tol=0.0):
     """Synchronous updates s <- update(s) of every row until it stops changing.
 
     ``update(s)`` returns the new states in an array that does not share memory
@@ -316,103 +329,97 @@ def sync_loop(
 
     Returns
     -------
-    s : ndarray of shape (n, N)
-    n_iter : ndarray of shape (n,)
+    s : array of shape (n, N)
+    n_iter : array of shape (n,)
         Updates computed per row.
-    status : ndarray of shape (n,)
+    status : array of shape (n,)
         CONVERGED, CYCLE or MAX_ITER per row.
     """
-    n = s.shape[0]
-    n_iter = np.zeros(n, dtype=np.int64)
-    status = np.full(n, MAX_ITER, dtype=np.int64)
-    active, cur, last = np.arange(n), s, None
+    xp, dev = array_namespace(s), device(s)
+    n_iter, status = _counters(s.shape[0], xp, dev)
+    active, cur, last = xp.arange(s.shape[0], device=dev), s, None
     for _ in range(max_iter):
         new = update(cur)
         n_iter[active] += 1
         flip = new != cur
-        moving = flip.any(axis=1)
+        moving = xp.any(flip, axis=1)
         if last is not None:
-            cycle = moving & (flip == last).all(axis=1)
+            cycle = moving & xp.all(flip == last, axis=1)
         else:
-            cycle = np.zeros_like(moving)
-        if cycle.any():
+            cycle = xp.zeros_like(moving)
+        if bool(xp.any(cycle)):
             lower = energy(new[cycle]) < energy(cur[cycle]) - energy_tol
-            new[cycle] = np.where(lower[:, None], new[cycle], cur[cycle])
+            new[cycle] = xp.where(lower[:, None], new[cycle], cur[cycle])
         stop = ~moving | cycle
-        status[active[~moving]], status[active[cycle]] = CONVERGED, CYCLE
-        if stop.any():
+        status[active[~moving]] = CONVERGED
+        status[active[cycle]] = CYCLE
+        if bool(xp.any(stop)):
             s[active[stop]] = new[stop]
             keep = ~stop
             active, new, flip = active[keep], new[keep], flip[keep]
         cur, last = new, flip
-        if not active.size:
+        if not active.shape[0]:
             break
     s[active] = cur
     return s, n_iter, status
 
 
-def async_loop(
-    s: np.ndarray, sweep: Callable, max_iter: int, order_rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def async_loop(s, sweep: Callable, max_iter: int, order_rng):
     """Asynchronous sweeps until a sweep changes nothing, per row.
 
-    Each sweep visits the units in a fresh random order from ``order_rng``, the same
-    order for every row, so a row's recall does not depend on the other rows.
-    ``sweep(s, order)`` updates ``s`` in place and returns which rows changed.
+    Each sweep visits the units in a fresh random order from ``order_rng`` (a NumPy
+    generator, whatever the backend), the same order for every row, so a row's
+    recall does not depend on the other rows. ``sweep(s, order)`` updates ``s`` in
+    place and returns which rows changed.
 
     Returns
     -------
     s, n_iter, status : as :func:`sync_loop`.
     """
+    xp, dev = array_namespace(s), device(s)
     n, n_units = s.shape
-    n_iter = np.zeros(n, dtype=np.int64)
-    status = np.full(n, MAX_ITER, dtype=np.int64)
-    active = np.arange(n)
+    n_iter, status = _counters(n, xp, dev)
+    active = xp.arange(n, device=dev)
     for _ in range(max_iter):
-        order = order_rng.permutation(n_units)
+        order = order_rng.permutation(n_units).tolist()
         sub = s[active]
         changed = sweep(sub, order)
         s[active] = sub
         n_iter[active] += 1
         status[active[~changed]] = CONVERGED
         active = active[changed]
-        if not active.size:
+        if not active.shape[0]:
             break
     return s, n_iter, status
 
 
-def pairwise_sweep(
-    s: np.ndarray,
-    W: np.ndarray,
-    order: np.ndarray,
-    tol: np.ndarray | float,
-    temperature: float = 0.0,
-    rng: np.random.Generator | None = None,
-    block_size: int = 64,
-) -> np.ndarray:
+def pairwise_sweep(s, W, order: Sequence[int], tol, temperature=0.0, rng=None):
     """One sweep over the units in ``order``, in place on s; returns the changed rows.
 
     At temperature 0 each unit takes sign(gap) (ties keep it); above 0 it is drawn by
-    the heat-bath rule P(s_i = +1) = sigmoid(gap_i / T). Units are visited in blocks:
-    the gaps of a block come from one GEMM and every change corrects the gaps of the
-    block's later units (W is symmetric), so the sweep is exactly sequential.
+    the heat-bath rule P(s_i = +1) = sigmoid(gap_i / T). Units are visited in blocks
+    of 64: the gaps of a block come from one GEMM and every change corrects the gaps
+    of the block's later units (W is symmetric), so the sweep is exactly sequential.
     """
-    S = np.ascontiguousarray(s.T)
-    changed = np.zeros(s.shape[0], dtype=bool)
-    U = rng.random(S.shape).astype(S.dtype) if temperature > 0 else None
-    for start in range(0, order.size, block_size):
-        block = order[start : start + block_size]
-        G = W[block] @ S
+    xp, dev = array_namespace(s), device(s)
+    S = _transposed(s, xp)
+    changed = xp.zeros(s.shape[0], dtype=xp.bool, device=dev)
+    U = _ops(xp).uniform(S.shape, S, rng) if temperature > 0 else None
+    for start in range(0, len(order), 64):
+        units = order[start : start + 64]
+        block = xp.asarray(units, device=dev)
+        Wb = xp.take(W, block, axis=0)
+        G = Wb @ S
         G *= 2.0
-        Wbb = 2.0 * W[np.ix_(block, block)]
-        for j, u in enumerate(block):
+        Wbb = 2.0 * xp.take(Wb, block, axis=1)
+        for j, u in enumerate(units):
             if U is None:
                 new = sign_update(G[j], S[u], tol[u])
             else:
                 new = heat_bath(G[j], temperature, U[u])
             delta = new - S[u]
             moved = delta != 0
-            if moved.any():
+            if bool(xp.any(moved)):
                 G[j + 1 :] += Wbb[j + 1 :, j, None] * delta
                 S[u] = new
                 changed |= moved
@@ -420,25 +427,18 @@ def pairwise_sweep(
     return changed
 
 
-def dense_sweep(
-    s: np.ndarray,
-    Xi: np.ndarray,
-    degree: int,
-    order: np.ndarray,
-    temperature: float = 0.0,
-    rng: np.random.Generator | None = None,
-) -> np.ndarray:
+def dense_sweep(s, Xi, degree: int, order: Sequence[int], temperature=0.0, rng=None):
     """One sweep of the dense rule over the units in ``order``, in place on s.
 
     Keeps the overlaps m = Xi s up to date: the gap of unit u is
     sum_mu xi_mu,u [F(a + 1) - F(a - 1)] at a = m - xi_u s_u. Returns the changed rows.
     """
+    xp, dev = array_namespace(s), device(s)
     n, n_units = s.shape
-    S = np.ascontiguousarray(s.T)
-    XiT = np.ascontiguousarray(Xi.T)
+    S, XiT = _transposed(s, xp), _transposed(Xi, xp)
     m = s @ Xi.T
-    changed = np.zeros(n, dtype=bool)
-    U = rng.random(S.shape).astype(S.dtype) if temperature > 0 else None
+    changed = xp.zeros(n, dtype=xp.bool, device=dev)
+    U = _ops(xp).uniform(S.shape, S, rng) if temperature > 0 else None
     for u in order:
         xi = XiT[u]
         a = m - S[u, :, None] * xi
@@ -446,12 +446,13 @@ def dense_sweep(
         G -= dense_interaction(a - 1, degree, n_units)
         g = G @ xi
         if U is None:
-            new = sign_update(g, S[u], tie_tolerance(np.abs(G).sum(axis=1), xi.size))
+            tol = tie_tolerance(xp.sum(xp.abs(G), axis=1), xi.shape[0])
+            new = sign_update(g, S[u], tol)
         else:
             new = heat_bath(g, temperature, U[u])
         delta = new - S[u]
         moved = delta != 0
-        if moved.any():
+        if bool(xp.any(moved)):
             m += delta[:, None] * xi
             S[u] = new
             changed |= moved
@@ -459,25 +460,18 @@ def dense_sweep(
     return changed
 
 
-def sync_block_rows(n_units: int, like: np.ndarray) -> int:
+def sync_block_rows(n_units: int, like) -> int:
     """Rows per block of factored synchronous recall of the probes ``like``: on the
     CPU 2**20 states (4 MB in float32), so that a block's states, fields and flip
     masks stay in the cache from one update to the next (4000 probes at N = 1024
     took 60 ms in blocks of 1024 rows and 89 ms in one block); on a GPU (torch)
     every row, in one launch."""
+    if str(device(like)) != "cpu":
+        return like.shape[0]
     return max(64, (1 << 20) // n_units)
 
 
-def pairwise_recall(
-    s: np.ndarray,
-    W: np.ndarray,
-    tol: np.ndarray,
-    *,
-    update: str,
-    max_iter: int,
-    order_rng: np.random.Generator,
-    factors: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pairwise_recall(s, W, tol, *, update: str, max_iter: int, order_rng, factors=None):
     """Recall under E(s) = -1/2 s^T W s; returns (s, n_iter, status).
 
     ``tol`` is :func:`pairwise_tolerance` of W, computed once when W is stored.
@@ -496,22 +490,23 @@ def pairwise_recall(
             energy_tol=pairwise_energy_tolerance(tol),
         )
     if update == "sync":  # exact integer fields: a tie is an exact 0
+        xp, dev = array_namespace(s), device(s)
         Xi, d = factors
         rows = max(1, min(s.shape[0], sync_block_rows(s.shape[1], s)))
-        shift = d - 0.5
-        buffers = [np.empty((rows, s.shape[1]), dtype=Xi.dtype) for _ in range(2)]
+        shift = float(d[0]) - 0.5 if bool(xp.all(d == d[0])) else d - 0.5
+        shape = (rows, s.shape[1])
+        buffers = [xp.empty(shape, dtype=Xi.dtype, device=dev) for _ in range(2)]
 
-        def step(u):  # into the buffer that does not hold u
-            out = buffers[np.may_share_memory(u, buffers[0])]
-            return hebbian_sync_step(u, Xi, shift, out)
+        def step(u):  # u is the last step's output (or a copy): use the other buffer
+            buffers.reverse()
+            return hebbian_sync_step(u, Xi, shift, buffers[0])
 
-        states = np.empty(s.shape, dtype=W.dtype)
-        n_iter = np.empty(s.shape[0], dtype=np.int64)
-        status = np.empty(s.shape[0], dtype=np.int64)
+        states = xp.empty(s.shape, dtype=W.dtype, device=dev)
+        n_iter, status = _counters(s.shape[0], xp, dev)
         for start in range(0, s.shape[0], rows):
             block = slice(start, start + rows)
             states[block], n_iter[block], status[block] = sync_loop(
-                s[block].astype(Xi.dtype, copy=False),
+                xp.astype(s[block], Xi.dtype, copy=False),
                 step,
                 lambda u: hebbian_energy(u, Xi, d),
                 max_iter,
@@ -522,15 +517,7 @@ def pairwise_recall(
     )
 
 
-def dense_recall(
-    s: np.ndarray,
-    Xi: np.ndarray,
-    degree: int,
-    *,
-    update: str,
-    max_iter: int,
-    order_rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dense_recall(s, Xi, degree: int, *, update: str, max_iter: int, order_rng):
     """Recall under the dense energy; returns (s, n_iter, status)."""
     if update == "sync":
 
@@ -544,9 +531,7 @@ def dense_recall(
     )
 
 
-def modern_recall(
-    x: np.ndarray, Xi: np.ndarray, beta: float, *, max_iter: int, tol: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def modern_recall(x, Xi, beta: float, *, max_iter: int, tol: float):
     """Iterate x <- Xi^T softmax(beta Xi x) until no entry moves by more than tol.
 
     The update is the concave-convex procedure on E(x), so E never increases
@@ -555,64 +540,48 @@ def modern_recall(
 
     Returns
     -------
-    x : ndarray of shape (n, N)
-    p : ndarray of shape (n, P)
+    x : array of shape (n, N)
+    p : array of shape (n, P)
         The softmax weights of the last update: x = p Xi.
     n_iter, status : as :func:`sync_loop`.
     """
+    xp, dev = array_namespace(x), device(x)
     n = x.shape[0]
-    n_iter = np.zeros(n, dtype=np.int64)
-    status = np.full(n, MAX_ITER, dtype=np.int64)
-    active, P = np.arange(n), None
+    n_iter, status = _counters(n, xp, dev)
+    active, P = xp.arange(n, device=dev), None
     for it in range(max_iter):
-        every = active.size == n
+        every = active.shape[0] == n
         xa = x if every else x[active]
         p = modern_softmax(xa, Xi, beta)
         new = p @ Xi
         n_iter[active] += 1
         if every:
-            P = p
+            x, P = new, p
         else:
-            P[active] = p
+            x[active], P[active] = new, p
         if it == max_iter - 1:
-            if every:
-                x = new
-            else:
-                x[active] = new
             break
-        done = np.abs(new - xa).max(axis=1) <= tol
-        if every:
-            x = new
-        else:
-            x[active] = new
+        done = xp.max(xp.abs(new - xa), axis=1) <= tol
         status[active[done]] = CONVERGED
         active = active[~done]
-        if not active.size:
+        if not active.shape[0]:
             break
     return x, P, n_iter, status
 
 
-def spin_dtype(n_units: int, like: np.ndarray) -> type | None:
-    """dtype of spin states whose overlaps Xi s with spin memories are exact and
-    fastest: float32 (integer sums of +-1 terms, exact for N < 2**24), else None (the
-    estimator's dtype). ``like`` is an array on the target device (unused here)."""
-    return np.float32 if n_units < 2**24 else None
+def spin_dtype(n_units: int, like):
+    """The backend's dtype of spin states whose overlaps with spin memories are exact
+    and fastest (float32), or None; ``like`` is an array on the target device."""
+    return _ops(array_namespace(like)).spin_dtype(n_units, like)
 
 
-def overlap_dtype(n_units: int, like: np.ndarray) -> type | None:
-    """dtype of binary probes for modern recall's first overlaps: :func:`spin_dtype`
-    (a backend may choose a faster exact one)."""
-    return spin_dtype(n_units, like)
+def overlap_dtype(n_units: int, like):
+    """The backend's dtype of binary probes for modern recall's first overlaps (int8
+    on torch's x86 CPU, else :func:`spin_dtype`)."""
+    return _ops(array_namespace(like)).overlap_dtype(n_units, like)
 
 
-def spin_overlaps(s: np.ndarray, Xi: np.ndarray) -> np.ndarray:
-    """Xi s for spin states ``s`` of :func:`spin_dtype` (or the memories' dtype)."""
-    return s @ Xi.astype(s.dtype, copy=False).T
-
-
-def modern_recall_spins(
-    s: np.ndarray, Xi: np.ndarray, beta: float, *, max_iter: int, tol: float, tie: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def modern_recall_spins(s, Xi, beta: float, *, max_iter: int, tol: float, tie: float):
     """Binary recall: :func:`modern_recall` then :func:`modern_spins`, without the
     products whose outcome is already known. Same states, weights, counts, statuses.
 
@@ -623,28 +592,24 @@ def modern_recall_spins(
     certainly converges), its state is Xi[m] and the product is skipped.
 
     ``s`` holds the probes in {-1, +1} in the dtype of ``Xi`` or in that of
-    :func:`spin_dtype`: the first overlaps Xi s then come from
-    :func:`spin_overlaps`, exact (integer sums of +-1 terms). Returns the states in
+    :func:`overlap_dtype`: the first overlaps Xi s then come from the backend's
+    ``spin_overlaps``, exact (integer sums of +-1 terms). Returns the states in
     the dtype of ``Xi``.
     """
-    n, dtype = s.shape[0], Xi.dtype
-    n_iter = np.zeros(n, dtype=np.int64)
-    status = np.full(n, MAX_ITER, dtype=np.int64)
+    xp, dev = array_namespace(Xi), device(s)
+    n, dtype, ops = s.shape[0], Xi.dtype, _ops(xp)
+    n_iter, status = _counters(n, xp, dev)
     out = None  # allocated once the first rows are known
     # rounding of p Xi and of 1 - p_m, far above the worst case
-    slack = 4.0 * (Xi.shape[0] + 1) * float(np.finfo(dtype).eps)
+    slack = 4.0 * (Xi.shape[0] + 1) * float(xp.finfo(dtype).eps)
     known_above = 0.5 * (1.0 + tie) + slack
-    x, active = s, np.arange(n)  # x: the states of the rows still running
+    x, active = s, xp.arange(n, device=dev)  # x: the states of the rows still running
     for it in range(max_iter):
-        a = spin_overlaps(x, Xi) if x.dtype != dtype else x @ Xi.T
-        a = a.astype(dtype, copy=False)
-        rows = np.arange(a.shape[0])
-        top = a.argmax(axis=1)
+        a = ops.spin_overlaps(x, Xi) if x.dtype != dtype else x @ Xi.T
+        a = xp.astype(a, dtype, copy=False)
         a *= beta
-        a -= a[rows, top][:, None]
-        np.exp(a, out=a)
-        a /= a.sum(axis=1, keepdims=True)
-        p, p_top = a, a[rows, top]
+        p = ops.softmax(a)
+        p_top, top = xp.max(p, axis=1), xp.argmax(p, axis=1)
         n_iter[active] += 1
         if it == 0:  # every row: the weights are this array
             P = p
@@ -652,48 +617,51 @@ def modern_recall_spins(
             P[active] = p
         last = it == max_iter - 1
         known = p_top > known_above
-        if not last and known.any():
-            k = np.flatnonzero(known)
-            dev = np.abs(Xi[top[k]] - x[k]).max(axis=1)
-            known[k] = dev + 2.0 * (1.0 - p_top[k]) + slack <= tol
-        k, u = np.flatnonzero(known), np.flatnonzero(~known)
-        if k.size == n:  # this update settles every row (no earlier one settled any)
-            out = Xi[top]
+        if not last and bool(xp.any(known)):
+            k = xp.nonzero(known)[0]
+            moved = xp.max(xp.abs(xp.take(Xi, top[k], axis=0) - x[k]), axis=1)
+            known[k] = moved + 2.0 * (1.0 - p_top[k]) + slack <= tol
+        k, u = xp.nonzero(known)[0], xp.nonzero(~known)[0]
+        if (
+            k.shape[0] == n
+        ):  # this update settles every row (no earlier one settled any)
+            out = xp.take(Xi, top, axis=0)
         else:
             if out is None:
-                out = np.empty((n, Xi.shape[1]), dtype=dtype)
-            out[active[k]] = Xi[top[k]]
+                out = xp.empty((n, Xi.shape[1]), dtype=dtype, device=dev)
+            out[active[k]] = xp.take(Xi, top[k], axis=0)
         if not last:
             status[active[k]] = CONVERGED
-        if not u.size:
+        if not u.shape[0]:
             break
         new = p[u] @ Xi
         if last:
-            done = np.ones(u.size, dtype=bool)
+            done = xp.ones(u.shape[0], dtype=xp.bool, device=dev)
         else:
-            done = np.abs(new - x[u]).max(axis=1) <= tol
+            done = xp.max(xp.abs(new - x[u]), axis=1) <= tol
             status[active[u[done]]] = CONVERGED
         d = u[done]
-        if d.size:
-            s0 = s[active[d]].astype(dtype, copy=False)
+        if d.shape[0]:
+            s0 = xp.astype(s[active[d]], dtype, copy=False)
             out[active[d]] = modern_spins(new[done], p[d], s0, tie)
         active, x = active[u[~done]], new[~done]
-        if not active.size:
+        if not active.shape[0]:
             break
     return out, P, n_iter, status
 
 
-def modern_spins(x: np.ndarray, p: np.ndarray, s: np.ndarray, tol: float) -> np.ndarray:
+def modern_spins(x, p, s, tol: float):
     """Binary states from recalled x = p Xi: sign(x), keeping s where |x_i| <= tol.
 
     |x_i| <= tol is a tie between memories (their weights cancel at unit i); it needs
     max p <= (1 + tol) / 2, since |x_i| >= 2 max p - 1 for binary memories, so only
     those rows are checked. Overwrites x.
     """
-    rows = np.flatnonzero(p.max(axis=1) <= 0.5 * (1.0 + tol))
-    tied = sign_update(x[rows], s[rows], tol) if rows.size else None
+    xp = array_namespace(x)
+    rows = xp.nonzero(xp.max(p, axis=1) <= 0.5 * (1.0 + tol))[0]
+    tied = sign_update(x[rows], s[rows], tol) if rows.shape[0] else None
     out = to_spins(x, 0.0, out=x)
-    if rows.size:
+    if rows.shape[0]:
         out[rows] = tied
     return out
 
@@ -701,75 +669,57 @@ def modern_spins(x: np.ndarray, p: np.ndarray, s: np.ndarray, tol: float) -> np.
 # -- sampling ----------------------------------------------------------------------------
 
 
-def pairwise_glauber(
-    s: np.ndarray,
-    W: np.ndarray,
-    tol: np.ndarray,
-    temperature: float,
-    n_steps: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
+def pairwise_glauber(s, W, tol, temperature: float, n_steps: int, rng):
     """``n_steps`` heat-bath sweeps, each in a random unit order, in place on s."""
+    permutation = _ops(array_namespace(s)).permutation
     for _ in range(n_steps):
-        pairwise_sweep(s, W, rng.permutation(s.shape[1]), tol, temperature, rng)
+        pairwise_sweep(s, W, permutation(s.shape[1], rng), tol, temperature, rng)
     return s
 
 
-def dense_glauber(
-    s: np.ndarray,
-    Xi: np.ndarray,
-    degree: int,
-    temperature: float,
-    n_steps: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
+def dense_glauber(s, Xi, degree: int, temperature: float, n_steps: int, rng):
     """``n_steps`` heat-bath sweeps of the dense rule, in place on s."""
+    permutation = _ops(array_namespace(s)).permutation
     for _ in range(n_steps):
-        dense_sweep(s, Xi, degree, rng.permutation(s.shape[1]), temperature, rng)
+        dense_sweep(s, Xi, degree, permutation(s.shape[1], rng), temperature, rng)
     return s
 
 
-def categorical(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One index per row of p, drawn with probabilities p."""
-    u = rng.random((p.shape[0], 1))
-    return np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
-
-
-def modern_base_sample(
-    Xi: np.ndarray, beta: float, n_samples: int, rng: np.random.Generator
-) -> np.ndarray:
+def modern_base_sample(Xi, beta: float, n_samples: int, rng):
     """Exact draws from p(x) = exp(-beta E(x)) / Z: a Gaussian mixture.
 
     -beta E(x) = log sum_mu exp(-beta |x - xi_mu|^2 / 2 + beta |xi_mu|^2 / 2) + const,
     so x = xi_mu + N(0, I / beta) with mu drawn with weights exp(beta |xi_mu|^2 / 2).
     """
-    logw = 0.5 * beta * (Xi * Xi).sum(axis=1)
-    w = np.exp(logw - logw.max())
-    mu = categorical(np.broadcast_to(w / w.sum(), (n_samples, w.size)), rng)
-    noise = rng.standard_normal((n_samples, Xi.shape[1])).astype(Xi.dtype)
-    return Xi[mu] + noise / math.sqrt(beta)
+    xp = array_namespace(Xi)
+    logw = 0.5 * beta * xp.sum(Xi * Xi, axis=1)
+    mu = _ops(xp).choice(xp.exp(logw - xp.max(logw)), n_samples, rng)
+    noise = _ops(xp).normal((n_samples, Xi.shape[1]), Xi, rng)
+    return xp.take(Xi, mu, axis=0) + noise / math.sqrt(beta)
 
 
-def modern_gibbs(
-    x: np.ndarray, Xi: np.ndarray, beta: float, n_steps: int, rng: np.random.Generator
-) -> np.ndarray:
+def modern_gibbs(x, Xi, beta: float, n_steps: int, rng):
     """Block Gibbs on (x, mu) for p(x, mu) ~ exp(beta xi_mu.x - beta |x|^2 / 2).
 
     mu | x ~ softmax(beta Xi x) (the attention of the update rule) and
     x | mu ~ N(xi_mu, I / beta); the x-marginal is exp(-beta E(x)) / Z.
     """
+    xp = array_namespace(x)
     for _ in range(n_steps):
-        mu = categorical(modern_softmax(x, Xi, beta), rng)
-        noise = rng.standard_normal(x.shape).astype(x.dtype)
-        x = Xi[mu] + noise / math.sqrt(beta)
+        mu = _ops(xp).categorical(modern_softmax(x, Xi, beta), rng)
+        noise = _ops(xp).normal(x.shape, x, rng)
+        x = xp.take(Xi, mu, axis=0) + noise / math.sqrt(beta)
     return x
 
 
 # -- read-out ----------------------------------------------------------------------------
 
 
-def nearest_memory(s: np.ndarray, Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def nearest_memory(s, Xi):
     """Index of the closest memory to each row and the squared distance to it."""
-    d2 = (s * s).sum(axis=1, keepdims=True) - 2.0 * (s @ Xi.T) + (Xi * Xi).sum(axis=1)
-    idx = d2.argmin(axis=1)
-    return idx, np.maximum(d2[np.arange(s.shape[0]), idx], 0.0)
+    xp = array_namespace(s)
+    d2 = xp.sum(s * s, axis=1, keepdims=True) - 2.0 * (s @ Xi.T)
+    d2 += xp.sum(Xi * Xi, axis=1)
+    idx = xp.argmin(d2, axis=1)
+    d2 = xp.take_along_axis(d2, idx[:, None], axis=1)[:, 0]
+    return idx, xp.where(d2 < 0.0, 0.0, d2)

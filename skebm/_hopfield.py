@@ -494,7 +494,7 @@ default="modern"
         memories = fitted["memories_"]
         encoding = fitted["encoding_"]
 
-        def fn(block):
+        def fn(block, start):
             s = backend.core.asarray(block, block.dtype, device)
             s = _initial_states(backend, s, encoding)  # a copy: recall works in place
             out = rule.update_once(backend.hopfield, p, s, cfg)
@@ -566,14 +566,24 @@ default="modern"
         row_bytes = fitted["memories_"].dtype.itemsize * (4 * n + 3 * n_memories + 8)
         return int(max(1, min(_BATCH_ROWS, _BLOCK_BYTES // row_bytes)))
 
-    def _map_blocks(self, X, fn):
+    def _map_blocks(self, X, fn, states=False):
         """fn(backend, params, block) -> tuple of backend arrays (or None), over row
-        blocks of X (:meth:`_block_rows`); the NumPy arrays, concatenated."""
+        blocks of X (:meth:`_block_rows`); the NumPy arrays, concatenated.
+
+        ``states=True``: the first output has the shape of X (the recalled states)
+        and ``fn`` takes a fourth argument, ``dest``: on the CPU a backend view of
+        the block's rows of the NumPy output, which ``fn`` may return filled
+        instead of a new array (no copy); on other devices None.
+        """
         backend, device = self._get_backend()
         p, dtype = self._params(backend, device), self.memories_.dtype
+        whole = np.empty(X.shape, dtype) if states and device == "cpu" else None
 
-        def numpy_fn(block):
-            out = fn(backend, p, backend.core.asarray(block, dtype, device))
+        def numpy_fn(block, start):
+            dest = () if not states else (None,)
+            if whole is not None:
+                dest = (backend.core.asarray(whole[start : start + len(block)], dtype),)
+            out = fn(backend, p, backend.core.asarray(block, dtype, device), *dest)
             numpy = (type(None), np.ndarray)
             return [
                 a if isinstance(a, numpy) else backend.core.to_numpy(a) for a in out
@@ -581,7 +591,7 @@ default="modern"
 
         # overflow of extreme inputs is detected on the outputs and named there
         with backend.core.thread_limit(), np.errstate(over="ignore", invalid="ignore"):
-            return _blocks(X, numpy_fn, self._block_rows())
+            return _blocks(X, numpy_fn, self._block_rows(), whole)
 
     def _recall(self, X, want=("states", "n_iter", "status", "proba")):
         """Recall from validated probes: the outputs named in ``want`` of
@@ -592,11 +602,11 @@ default="modern"
             self.n_features_in_, _rms(self.memories_, self.encoding_)
         )
 
-        def fn(backend, p, block):
+        def fn(backend, p, block, dest=None):
             order_rng = np.random.default_rng(self._recall_seed)
             dtype = rule.probe_dtype(backend.hopfield, p, cfg, block)
             s = _initial_states(backend, block, self.encoding_, dtype)
-            recalled = rule.recall(backend.hopfield, p, s, cfg, order_rng)
+            recalled = rule.recall(backend.hopfield, p, s, cfg, order_rng, out=dest)
             out = dict(zip(names, recalled, strict=True))
             if cfg.real and not np.isfinite(backend.core.to_float(out["states"].sum())):
                 raise ValueError(
@@ -612,7 +622,7 @@ default="modern"
                 out["memory"] = np.where(d2 <= radius2, idx, -1)
             return [out[name] for name in want]
 
-        return self._map_blocks(X, fn)
+        return self._map_blocks(X, fn, states=want[0] == "states")
 
     @array_api_boundary
     def recall(self, X):
@@ -970,17 +980,27 @@ def _match_radius2(n_features, rms):
     return _MATCH_RTOL**2 * n_features * rms**2
 
 
-def _blocks(X, fn, rows):
-    """``fn(block)`` -> list of NumPy arrays (or None) over row blocks of X; each
-    entry's blocks written into one output array (no list of parts to concatenate)."""
+def _blocks(X, fn, rows, first=None):
+    """``fn(block, start)`` -> list of NumPy arrays (or None) over row blocks of X;
+    each entry's blocks written into one output array (no list of parts to
+    concatenate). ``first``: the first entry's output, allocated by the caller; a
+    block that ``fn`` already wrote there is not copied."""
     n, out = X.shape[0], None
     for start in range(0, n, rows):
-        part = fn(X[start : start + rows])
+        part = fn(X[start : start + rows], start)
         if out is None:
             out = [
                 a if a is None else np.empty((n, *a.shape[1:]), a.dtype) for a in part
             ]
+            if first is not None and part[0].dtype == first.dtype:
+                out[0] = first
         for whole, a in zip(out, part, strict=True):
-            if whole is not None:
-                whole[start : start + a.shape[0]] = a
+            if whole is None:
+                continue
+            dest = whole[start : start + a.shape[0]]
+            if (a.__array_interface__["data"], a.strides) != (
+                dest.__array_interface__["data"],
+                dest.strides,
+            ):
+                dest[...] = a
     return out

@@ -64,7 +64,9 @@ class _Pairwise:
         unchanged is a fixed point of every recall."""
         return ops.sign_update(ops.pairwise_gap(s, p["W"]), s, p["tol"])
 
-    def recall(self, ops, p, s, cfg, order_rng):
+    def recall(self, ops, p, s, cfg, order_rng, out=None):
+        """(states, n_iter, status, proba or None) of recall from the states s; the
+        states may be written into ``out`` (an array of their shape, or None)."""
         kw = {"update": cfg.update, "max_iter": cfg.max_iter, "order_rng": order_rng}
         factors = self.factors(ops, p, cfg)
         return (*ops.pairwise_recall(s, p["W"], p["tol"], factors=factors, **kw), None)
@@ -106,7 +108,7 @@ class _Dense(_Pairwise):
         gap, tol = ops.dense_gap(s, p["Xi"], cfg.degree)
         return ops.sign_update(gap, s, tol)
 
-    def recall(self, ops, p, s, cfg, order_rng):
+    def recall(self, ops, p, s, cfg, order_rng, out=None):
         kw = {"update": cfg.update, "max_iter": cfg.max_iter, "order_rng": order_rng}
         return (*ops.dense_recall(s, p["Xi"], cfg.degree, **kw), None)
 
@@ -132,11 +134,11 @@ class _Modern(_Dense):
         # exact product in the fastest arithmetic
         return None if cfg.real else ops.overlap_dtype(p["Xi"].shape[1], like)
 
-    def recall(self, ops, p, s, cfg, order_rng):
+    def recall(self, ops, p, s, cfg, order_rng, out=None):
         kw = {"max_iter": cfg.max_iter, "tol": cfg.tol}
         if not cfg.real:  # binary states; a tie between memories keeps s
             x, proba, n_iter, status = ops.modern_recall_spins(
-                s, p["Xi"], cfg.beta, tie=_MODERN_TIE, **kw
+                s, p["Xi"], cfg.beta, tie=_MODERN_TIE, out=out, **kw
             )
         else:
             x, proba, n_iter, status = ops.modern_recall(s, p["Xi"], cfg.beta, **kw)

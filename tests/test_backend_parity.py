@@ -203,6 +203,12 @@ _SPINS = np.random.default_rng(3).choice([-1.0, 1.0], size=(12, 300))
         ),
         ("from_mask", lambda be, a: be.primitives.from_mask(a(_X) > 0, np.float32)),
         (
+            "take_into",
+            lambda be, a: be.primitives.take_into(
+                a(_X), be.core.asarray(np.array([2, 0, 2, 5]), np.int64), a(_X[:4] * 0)
+            ),
+        ),
+        (
             "spin_overlaps",
             lambda be, a: be.primitives.spin_overlaps(
                 be.primitives.from_mask(
@@ -220,6 +226,8 @@ def test_deterministic_primitives_agree(name, call):
     out = _both(lambda be: call(be, lambda x: be.core.asarray(x.copy(), np.float64)))
     if name in ("fill_diagonal", "sign_inplace", "from_mask", "spin_overlaps"):
         np.testing.assert_array_equal(out["numpy"], out["torch"])
+    if name == "take_into":
+        np.testing.assert_array_equal(out["numpy"], _X[[2, 0, 2, 5]])
     else:
         np.testing.assert_allclose(out["numpy"], out["torch"], rtol=1e-12, atol=1e-300)
     if name == "spin_overlaps":

@@ -581,7 +581,9 @@ def overlap_dtype(n_units: int, like):
     return _ops(array_namespace(like)).overlap_dtype(n_units, like)
 
 
-def modern_recall_spins(s, Xi, beta: float, *, max_iter: int, tol: float, tie: float):
+def modern_recall_spins(
+    s, Xi, beta: float, *, max_iter: int, tol: float, tie: float, out=None
+):
     """Binary recall: :func:`modern_recall` then :func:`modern_spins`, without the
     products whose outcome is already known. Same states, weights, counts, statuses.
 
@@ -594,12 +596,12 @@ def modern_recall_spins(s, Xi, beta: float, *, max_iter: int, tol: float, tie: f
     ``s`` holds the probes in {-1, +1} in the dtype of ``Xi`` or in that of
     :func:`overlap_dtype`: the first overlaps Xi s then come from the backend's
     ``spin_overlaps``, exact (integer sums of +-1 terms). Returns the states in
-    the dtype of ``Xi``.
+    the dtype of ``Xi``, in ``out`` when given (an array of their shape and dtype:
+    the caller's output, which saves a copy).
     """
     xp, dev = array_namespace(Xi), device(s)
     n, dtype, ops = s.shape[0], Xi.dtype, _ops(xp)
     n_iter, status = _counters(n, xp, dev)
-    out = None  # allocated once the first rows are known
     # rounding of p Xi and of 1 - p_m, far above the worst case
     slack = 4.0 * (Xi.shape[0] + 1) * float(xp.finfo(dtype).eps)
     known_above = 0.5 * (1.0 + tie) + slack
@@ -622,10 +624,10 @@ def modern_recall_spins(s, Xi, beta: float, *, max_iter: int, tol: float, tie: f
             moved = xp.max(xp.abs(xp.take(Xi, top[k], axis=0) - x[k]), axis=1)
             known[k] = moved + 2.0 * (1.0 - p_top[k]) + slack <= tol
         k, u = xp.nonzero(known)[0], xp.nonzero(~known)[0]
-        if (
-            k.shape[0] == n
-        ):  # this update settles every row (no earlier one settled any)
-            out = xp.take(Xi, top, axis=0)
+        if k.shape[0] == n:  # this update settles every row (none was settled)
+            out = (
+                xp.take(Xi, top, axis=0) if out is None else ops.take_into(Xi, top, out)
+            )
         else:
             if out is None:
                 out = xp.empty((n, Xi.shape[1]), dtype=dtype, device=dev)

@@ -103,6 +103,13 @@ def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.matmul(a, b, out=out)
 
 
+def take_into(x: np.ndarray, indices: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The rows ``x[indices]``, written into ``out`` (of their shape and dtype);
+    returns out. Indices must be valid (mode="clip": NumPy buffers ``out`` in the
+    default mode, which would cost a copy)."""
+    return np.take(x, indices, axis=0, out=out, mode="clip")
+
+
 def sign_inplace(x: np.ndarray) -> np.ndarray:
     """sign(x) (-1, 0 or +1), in place; returns x."""
     return np.sign(x, out=x)

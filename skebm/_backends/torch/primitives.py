@@ -87,6 +87,13 @@ def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Te
     return torch.matmul(a, b, out=out)
 
 
+def take_into(
+    x: torch.Tensor, indices: torch.Tensor, out: torch.Tensor
+) -> torch.Tensor:
+    """The rows ``x[indices]``, written into ``out``; returns out."""
+    return torch.index_select(x, 0, indices, out=out)
+
+
 def sign_inplace(x: torch.Tensor) -> torch.Tensor:
     """sign(x) (-1, 0 or +1), in place; returns x."""
     return x.sign_()

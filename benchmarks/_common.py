@@ -221,6 +221,7 @@ def interleaved_timings(
     repeats: int = 3,
     max_total_s: float | None = None,
     calls_per_turn: int = 1,
+    pause_s: float = 0.0,
 ) -> dict[str, list[float]]:
     """Time every candidate ``repeats`` times, round-robin (A B C A B C ...).
 
@@ -234,6 +235,9 @@ def interleaved_timings(
     previous candidate left behind. NumPy's OpenBLAS threads keep spinning for a
     while after a product, and a torch call made then ran 4x slower (median of
     10, 4000-probe Hopfield recall) than the same call made after another one.
+    ``pause_s`` > 0 idles that long before each turn, so that such threads have
+    gone to sleep (OpenBLAS's spin for a while after a product: a 10 ms torch
+    recall that follows a NumPy product runs about 1.5x to 2x slower).
 
     Returns
     -------
@@ -247,6 +251,8 @@ def interleaved_timings(
         for name, fn in candidates.items():
             if times[name] and max_total_s is not None and spent[name] >= max_total_s:
                 continue
+            if pause_s:
+                time.sleep(pause_s)
             turn = [time_call(fn) for _ in range(calls_per_turn)]
             spent[name] += sum(turn)
             times[name].append(min(turn))

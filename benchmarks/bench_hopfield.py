@@ -262,6 +262,29 @@ def _one_probe_modern(probes, Xi, beta):
     return out
 
 
+def _float32_overlaps(call, *args):
+    """``call(*args)`` with torch's modern recall on float32 overlaps (its plain
+    path) instead of the int8 fast path."""
+    import torch
+
+    from skebm._backends.torch import primitives
+
+    chosen = primitives.overlap_dtype
+    primitives.overlap_dtype = lambda n_units, like: torch.float32
+    try:
+        return call(*args)
+    finally:
+        primitives.overlap_dtype = chosen
+
+
+def _torch_overlap_dtype(n_units):
+    import torch
+
+    from skebm._backends.torch import primitives
+
+    return str(primitives.overlap_dtype(n_units, torch.zeros(1))).replace("torch.", "")
+
+
 def speed_table(repeats, rounds):
     n_probes, n_units, n_patterns = 4000, 1024, 100
     rng = np.random.default_rng(0)
@@ -300,6 +323,10 @@ def speed_table(repeats, rounds):
     }
     for (task, b), e in est.items():
         candidates[f"{task} {b}"] = lambda e=e: e.transform(probes)
+    if "torch" in backends:  # the plain path of the int8 fast path: float32 overlaps
+        candidates["modern torch float32"] = lambda: _float32_overlaps(
+            est["modern", "torch"].transform, probes
+        )
     # one BLAS thread for the per-probe loops: threads only slow matrix-vector
     # products down, by up to 100x on a loaded machine, which would flatter skebm
     one_probe = {
@@ -318,7 +345,7 @@ def speed_table(repeats, rounds):
         ]
     per_round = []  # name -> seconds for 4000 probes, one dict per round
     for _ in range(rounds):
-        times = interleaved_timings(candidates, repeats, calls_per_turn=3)
+        times = interleaved_timings(candidates, repeats, calls_per_turn=3, pause_s=0.3)
         with threadpool_limits(limits=1):
             one = interleaved_timings(one_probe, repeats=1)
         per_round.append(
@@ -347,6 +374,14 @@ def speed_table(repeats, rounds):
             (f"HopfieldMemory.transform, {name}", best[f"{task} {b}"])
             for b, name in backends.items()
         ]
+        if task == "modern" and "torch" in backends:
+            rows.append(
+                (
+                    "HopfieldMemory.transform, torch CPU, float32 overlaps (the plain "
+                    "path of the int8 one)",
+                    best["modern torch float32"],
+                )
+            )
         rows.append(("minimal NumPy loop", t_min))
         rows.append(
             (
@@ -395,6 +430,15 @@ def speed_table(repeats, rounds):
             f"{spread(speedup, '.1f')}, {name} backend; transform called per "
             f"probe: {np.median(per_call):.0f}x",
         )
+        if task == "modern" and "torch" in backends:
+            gain = ratios("modern torch float32", "modern torch")
+            table.target(
+                "one-step modern: the int8 overlaps pay >= 1.5x on the call "
+                "(torch CPU, against its float32 path)",
+                np.median(gain) >= 1.5,
+                spread(gain, ".2f")
+                + f"; overlap dtype here: {_torch_overlap_dtype(n_units)}",
+            )
         table.rows[-len(rows)]["ratios_per_round"] = {
             "within_minimal_loop": within.tolist(),
             "speedup_vs_one_probe_loop": speedup.tolist(),
@@ -431,19 +475,22 @@ def speed_table(repeats, rounds):
         "(0.4 MFLOP per probe) and its per-probe loop is as cache-friendly, so "
         "batching gains only the GEMM-over-GEMV factor there; the rest comes from "
         "exact integer arithmetic and from work not done. The overlaps Xi s of "
-        "binary probes are sums of +-1 terms: both backends compute them in "
-        "float32, exactly (torch's private int8 GEMM, torch._int_mm, was dropped: "
-        "it did not pay 1.5x on the whole call); Xi^T p is skipped wherever the "
-        "largest weight p_m exceeds 1/2 (the signs of Xi^T p are then those of "
-        "memory m, each entry being within 2 (1 - p_m) < 1 of it) and the states "
-        "are gathered from the memories; torch also sums the probes for the "
-        "finiteness check in its multi-threaded reduction. The minimal loop and the "
+        "binary probes are sums of +-1 terms: NumPy computes them in float32, "
+        "exactly, and torch on an x86 CPU in int8 through torch._int_mm (int32 "
+        "sums, exact; the float32 row is that path switched off, for the 1.5x "
+        "target of a fast path); Xi^T p is skipped wherever the largest weight p_m "
+        "exceeds 1/2 (the signs of Xi^T p are then those of memory m, each entry "
+        "being within 2 (1 - p_m) < 1 of it) and the states are gathered from the "
+        "memories straight into the output array; torch also sums the probes for "
+        "the finiteness check in its multi-threaded reduction. The minimal loop and the "
         "per-probe loop compute both products in float64."
     )
     table.notes.append(
         "Timing: each round times the batched candidates round-robin, three "
-        "back-to-back calls per turn (the fastest counts: a call that follows "
-        "another library's product can find its threads still spinning), then the "
+        "back-to-back calls per turn after 0.3 s idle (the fastest counts: a call "
+        "that follows another library's product can find its threads still "
+        "spinning; OpenBLAS's threads spin for a while after a product and took "
+        "the cores from torch's, slowing a 10 ms recall 1.5x to 2x), then the "
         "one-probe loops once each; the table shows the median over the rounds of "
         "each candidate's best time in the round, and every target ratio is taken "
         "within a round, its median over the rounds judged (the range is in the "

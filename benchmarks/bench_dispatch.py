@@ -114,7 +114,9 @@ def timed_task(table, task, ways, make_call, repeats, check):
 
         call()  # warm up: imports, lazy modules, CUDA context
         calls[label] = call
-    times = interleaved_timings(calls, repeats=repeats)
+    # idle before each turn: threads that one library leaves spinning (OpenBLAS,
+    # torch's OpenMP) would otherwise take the cores from the next candidate
+    times = interleaved_timings(calls, repeats=repeats, pause_s=0.3)
     ref_label = ways.ways[0][0]
     ref = min(times[ref_label])
     for label, _, _, _ in ways.ways:
@@ -314,8 +316,9 @@ def main(argv=None) -> int:
         intro=[
             "Produced by `python benchmarks/bench_dispatch.py"
             + (f" --threads {args.threads}`" if pinned else "`")
-            + ". Every row of a task ran in this one process, round-robin, after one "
-            "warm-up call; seconds are the best of the repeats, the ratio divides by "
+            + ". Every row of a task ran in this one process, round-robin with 0.3 s "
+            "idle before each turn, after one warm-up call; seconds are the best of "
+            "the repeats, the ratio divides by "
             "the NumPy row of the same task. Tensor rows run under "
             "`sklearn.config_context(array_api_dispatch=True)` and answer in tensors.",
         ],

@@ -79,7 +79,8 @@ class InformativeStartJEM(LangevinEBMClassifier):
         ctx = super()._train_context(be, device, X, y)
         if not fresh:
             return ctx
-        Z = self._to_internal(X)
+        X = np.asarray(X, dtype=np.float64)  # the internal scale: [-1, 1] per feature
+        Z = (X - self._center) * self._scale
         rng = np.random.default_rng(self._buffer_seed)
         codes = rng.choice(y, size=self.buffer_size)
         mean = np.stack([Z[y == c].mean(0) for c in range(len(self.classes_))])

@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import signal
+import threading
 
 # scikit-learn's array API dispatch (tests/test_common.py, tests/test_array_api.py)
 # needs SciPy's own support, which SciPy reads when it is first imported
@@ -43,6 +45,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords and not HAS_CUDA:
             item.add_marker(skip_cuda)
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test, restored afterwards.
+
+    Timer-driven interrupt tests call ``_thread.interrupt_main``, which does nothing
+    when SIGINT is not handled by Python; a library used by an earlier test in the
+    same worker process may have left another handler installed. The interrupt goes
+    to the main thread, where pytest (and each xdist worker) runs the tests.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("timer interrupts need the main thread")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(params=BACKENDS)

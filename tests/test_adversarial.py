@@ -309,6 +309,7 @@ def _fit_seconds(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.usefixtures("python_sigint")
 def test_timer_interrupts_leave_the_old_model_or_a_consistent_new_one(name):
     """Ctrl-C at random moments of fit, refit and partial_fit: afterwards the
     estimator is exactly the old one, or a new model that is whole (fitted, finite

@@ -178,6 +178,7 @@ def run_interrupted(fn, delay):
 
 
 @pytest.mark.parametrize("rule", ["storkey", "pseudoinverse", "modern"])
+@pytest.mark.usefixtures("python_sigint")
 def test_timer_interrupts_leave_the_old_or_a_consistent_new_model(rule):
     rng = np.random.default_rng(0)
     old, new = spins(20, 300, seed=1), spins(40, 300, seed=2)

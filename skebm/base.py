@@ -288,15 +288,18 @@ class _StateTrainer(Trainer):
         return self.est._monitor(self.backend, self._stored(self.snapshot()), self.X)
 
     def model_state(self, snap, n_epochs):
+        # row-major fitted attributes, whatever the training layout
         fitted = {
-            attr: self.core.to_numpy(self.core.copy(self._stored(snap)[key]))
+            attr: np.array(self.core.to_numpy(self._stored(snap)[key]), order="C")
             for key, attr in self.est._state_names.items()
         }
         return dict(fitted, n_iter_=getattr(self.est, "n_iter_", 0) + n_epochs)
 
     def commit(self, snap, n_epochs, objectives):
         to_numpy = self.core.to_numpy
-        last = {k: np.array(to_numpy(snap[0][k])) for k in snap[1]} if snap[2] else None
+        last = None
+        if snap[2]:  # averaged: training resumes from the last update
+            last = {k: np.array(to_numpy(snap[0][k]), order="C") for k in snap[1]}
         vars(self.est).update(self.model_state(snap, n_epochs), _last_update=last)
 
 

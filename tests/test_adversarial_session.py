@@ -1,6 +1,6 @@
 """Adversarial checks of four changes: recall written straight into the output
 (Hopfield), column-major RBM training state, the array API boundary's per-call
-copies, and torch's int8 overlaps. xfail(strict=True) marks a reported bug."""
+copies, and torch's int8 overlaps; each bug this pass found has a test here."""
 
 import copy
 import threading
@@ -177,11 +177,6 @@ def test_int8_overlaps_match_numpy(shape):
 
 
 @needs_int8
-@pytest.mark.xfail(
-    strict=True,
-    reason="torch._int_mm on CPU is wrong for a (1, N) int8 tensor with strides "
-    "(1, 1): a one-row block of a column-major probe array",
-)
 def test_torch_one_row_of_fortran_probes():
     M = np.random.default_rng(0).choice([-1.0, 1.0], size=(5, 25))
     P = np.asfortranarray(M)
@@ -195,10 +190,6 @@ def test_torch_one_row_of_fortran_probes():
 
 @needs_int8
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.xfail(
-    strict=True,
-    reason="torch._int_mm on CPU is wrong when K = n_features_in_ = 1",
-)
 def test_torch_one_feature():
     M = np.array([[1.0], [-1.0]])
     X = np.array([[1.0], [-1.0], [1.0], [-1.0]])
@@ -295,15 +286,12 @@ def test_rbm_pickle_after_partial_fit_resumes_identically():
     assert est.components_.dtype == np.float32
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="components_ is left Fortran-ordered by the column-major training state",
-)
 def test_rbm_components_c_contiguous_after_fit():
     X = (np.random.default_rng(0).random((30, 8)) < 0.3).astype(float)
     est = RBM(n_components=4, n_iter=2, random_state=0).fit(X)
     est.partial_fit(X[:5])
     assert est.components_.flags.c_contiguous
+    assert all(a.flags.c_contiguous for a in est._last_update.values())
 
 
 # -- 3. array API boundary ---------------------------------------------------------------

@@ -127,9 +127,10 @@ def overlap_dtype(n_units: int, like: torch.Tensor) -> torch.dtype | None:
     oneDNN (int8 dot-product instructions, several times float32's rate; without
     oneDNN torch falls back to a loop far slower than float32). Else
     :func:`spin_dtype`. CUDA keeps float32: its int8 kernels need dimensions in
-    multiples of 8."""
+    multiples of 8. Fewer than 8 units keep float32 too (``_int_mm`` returns wrong
+    sums over a single unit, and the speed does not matter there)."""
     if (
-        n_units < 2**31
+        8 <= n_units < 2**31
         and like.device.type == "cpu"
         and platform.machine().lower() in ("x86_64", "amd64")
         and torch.backends.mkldnn.is_available()
@@ -143,5 +144,10 @@ def overlap_dtype(n_units: int, like: torch.Tensor) -> torch.dtype | None:
 def spin_overlaps(s: torch.Tensor, Xi: torch.Tensor) -> torch.Tensor:
     """Xi s for spin states ``s``: int8 through ``torch._int_mm`` (int32 sums)."""
     if s.dtype == torch.int8:
+        if s.stride() != (s.shape[1], 1):
+            # _int_mm reads the strides as given, and a column-major block (from a
+            # Fortran-ordered X) can have strides (1, 1) in one row, which torch
+            # calls contiguous: copy to row-major strides
+            s = torch.empty(s.shape, dtype=s.dtype, device=s.device).copy_(s)
         return torch._int_mm(s, Xi.to(torch.int8).T)
     return s @ Xi.to(s.dtype).T

@@ -31,7 +31,7 @@ from skebm.base import (
     EnergyMixin,
     IterativeFitMixin,
 )
-from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary
+from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary, origin
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._validation import clip_unit_interval
 
@@ -912,9 +912,11 @@ class RBM(
         key += f"|{self.ais_n_betas}|{state}"
         # computed once per fitted state and settings, however many threads ask;
         # the cache is read and updated under the lock, and in place (a fitted
-        # estimator's __dict__ keeps its objects), keeping the current state only
-        with _log_z_lock(self):
-            cache = vars(self).setdefault("_log_z_cache", {})
+        # estimator's __dict__ keeps its objects), keeping the current state only;
+        # a per-call copy made under array API dispatch uses its estimator's
+        owner = origin(self)
+        with _log_z_lock(owner):
+            cache = vars(owner).setdefault("_log_z_cache", {})
             if key not in cache:
                 value = self._compute_log_partition(method, n_units, layer)
                 for old in [k for k in cache if not k.endswith(state)]:

@@ -319,3 +319,34 @@ def test_dispatch_calls_leave_estimator_unchanged_and_sample_advances():
         assert hop.predict(M).tolist() == [0, 1, 2, 3]
     assert hop.predict(M.numpy()).tolist() == [0, 1, 2, 3]  # no dispatch
     assert isinstance(rbm.transform(X.numpy()), np.ndarray)
+
+
+@needs_torch
+def test_dispatched_threads_compute_log_z_once(monkeypatch):
+    """Per-call copies share their estimator's log Z cache and its lock: eight
+    threads scoring under dispatch compute the partition function once."""
+    import torch
+
+    X = torch.from_numpy((np.random.default_rng(0).random((50, 6)) < 0.4) * 1.0)
+    with config_context(array_api_dispatch=True):
+        rbm = RBM(n_components=4, n_iter=2, random_state=0).fit(X)
+    vars(rbm).pop("_log_z_cache", None)
+    compute, calls, barrier = RBM._compute_log_partition, [], threading.Barrier(8)
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return compute(self, *args, **kwargs)
+
+    monkeypatch.setattr(RBM, "_compute_log_partition", counted)
+
+    def score():
+        barrier.wait()
+        with config_context(array_api_dispatch=True):
+            return rbm.score_samples(X)
+
+    threads = [threading.Thread(target=score) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1

@@ -15,9 +15,14 @@ import skebm._hopfield as hopfield_module
 from skebm import RBM, HopfieldMemory
 from skebm._backends.numpy import primitives as np_primitives
 from skebm._numerics import rbm as rbm_numerics
+from skebm.utils._array_api import ARRAY_API_SUPPORT
 from tests.conftest import HAS_TORCH
 
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
+needs_dispatch = pytest.mark.skipif(
+    not (HAS_TORCH and ARRAY_API_SUPPORT),
+    reason="array API dispatch needs torch and scikit-learn >= 1.9",
+)
 
 
 def _int8_path():
@@ -297,7 +302,7 @@ def test_rbm_components_c_contiguous_after_fit():
 # -- 3. array API boundary ---------------------------------------------------------------
 
 
-@needs_torch
+@needs_dispatch
 def test_dispatch_calls_leave_estimator_unchanged_and_sample_advances():
     import torch
 
@@ -321,7 +326,7 @@ def test_dispatch_calls_leave_estimator_unchanged_and_sample_advances():
     assert isinstance(rbm.transform(X.numpy()), np.ndarray)
 
 
-@needs_torch
+@needs_dispatch
 def test_dispatched_threads_compute_log_z_once(monkeypatch):
     """Per-call copies share their estimator's log Z cache and its lock: eight
     threads scoring under dispatch compute the partition function once."""

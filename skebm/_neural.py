@@ -14,8 +14,9 @@ predictions run on is built from them once, under a lock, and kept outside the
 estimator (:func:`skebm._engine.lazy`, under the estimator that an array API
 per-call copy was made from). Under array API dispatch, tensors reach the numerics
 as they are and the answers are tensors on their device (:meth:`_answer`); a fit on
-tensors leaves tensor attributes, as scikit-learn's convention wants. So pickles and skops files hold NumPy only, a
-model fitted on a GPU loads anywhere, and a just-loaded model serves many threads.
+tensors leaves tensor attributes, as scikit-learn's convention wants. So pickles and
+skops files hold NumPy only, a model fitted on a GPU loads anywhere, and a
+just-loaded model serves many threads.
 This module never imports torch: it reaches it through :func:`require_torch`.
 """
 

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from array_api_compat import array_namespace, is_numpy_array
+from array_api_compat import array_namespace
 from sklearn import get_config
 from sklearn.utils import assert_all_finite
 
@@ -26,29 +26,11 @@ def clip_unit_interval(X, *, warn=False, advice=_RBM_ADVICE, stacklevel=4):
     (or overflowing) energies. With ``warn``, a UserWarning gives the range found and
     ``advice``. X of another namespace (a tensor) is clipped in its namespace.
     """
-    if not (sp.issparse(X) or is_numpy_array(X)):
-        return _clip_unit_interval_xp(X, warn, advice, stacklevel + 1)
     data = X.data if sp.issparse(X) else X
-    if data.size == 0 or (data.min() >= 0.0 and data.max() <= 1.0):
+    xp = array_namespace(data)
+    if math.prod(data.shape) == 0:
         return X
-    if warn:
-        warnings.warn(
-            f"X has values in [{data.min():.3g}, {data.max():.3g}], outside [0, 1]: "
-            f"they are clipped to [0, 1]. {advice}",
-            UserWarning,
-            stacklevel=stacklevel,
-        )
-    X = X.copy()
-    data = X.data if sp.issparse(X) else X
-    np.clip(data, 0.0, 1.0, out=data)
-    return X
-
-
-def _clip_unit_interval_xp(X, warn, advice, stacklevel):
-    xp = array_namespace(X)
-    if math.prod(X.shape) == 0:
-        return X
-    low, high = float(xp.min(X)), float(xp.max(X))
+    low, high = float(xp.min(data)), float(xp.max(data))
     if low >= 0.0 and high <= 1.0:
         return X
     if warn:
@@ -58,6 +40,10 @@ def _clip_unit_interval_xp(X, warn, advice, stacklevel):
             UserWarning,
             stacklevel=stacklevel,
         )
+    if sp.issparse(X):
+        X = X.copy()
+        X.data = np.clip(X.data, 0.0, 1.0)
+        return X
     return xp.clip(X, 0.0, 1.0)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -67,7 +68,7 @@ def bounded_log_density(
     z of x, and half the squared distance to it is subtracted:
     logsumexp_y f(c(z))[y] - ||z - c(z)||^2 / 2.
     """
-    z = ((x - center) * scale).double()
+    z = to_internal(x, center, scale, np.float64)
     inside = z.clamp(LOW, HIGH)
     gap = z - inside
     penalty = 0.5 * (gap * gap).sum(dim=1)

@@ -600,13 +600,10 @@ class VAETransformer(
             prior = be.core.asarray(self.class_prior_, np.float64, device)
             log_prior = prior.log()
         n_features = X_scaled.shape[1]
-        tensors = is_torch_array(X_scaled)
-        if tensors:  # the rows stay on their device; their draws are made there
+        if is_torch_array(X_scaled):  # the rows and their draws stay on the device
             X_model = be.core.asarray(X_scaled, self._dtype, device)
-            draws = vae.row_normal_draws
         else:
             X_model = np.asarray(X_scaled, dtype=self._dtype)
-            draws = row_normal_draws
         if codes is not None:
             labels = np.eye(len(self.classes_), dtype=self._dtype)[codes]
             xp = array_namespace(X_model)
@@ -619,7 +616,9 @@ class VAETransformer(
         out = []
         for start in range(0, X_model.shape[0], rows):
             block = X_model[start : start + rows]
-            eps = draws(block[:, :n_features], self._score_seed, k, self.n_components)
+            eps = row_normal_draws(
+                block[:, :n_features], self._score_seed, k, self.n_components
+            )
             eps_t = be.core.asarray(eps, np.float64, device)
 
             def fn(be, net, b, eps_t=eps_t):

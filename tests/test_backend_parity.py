@@ -203,6 +203,10 @@ _SPINS = np.random.default_rng(3).choice([-1.0, 1.0], size=(12, 300))
         ),
         ("from_mask", lambda be, a: be.primitives.from_mask(a(_X) > 0, np.float32)),
         (
+            "float64_bits",
+            lambda be, a: be.primitives.float64_bits(a(_X[:3])),
+        ),
+        (
             "take_into",
             lambda be, a: be.primitives.take_into(
                 a(_X), be.core.asarray(np.array([2, 0, 2, 5]), np.int64), a(_X[:4] * 0)
@@ -226,6 +230,8 @@ def test_deterministic_primitives_agree(name, call):
     out = _both(lambda be: call(be, lambda x: be.core.asarray(x.copy(), np.float64)))
     if name in ("fill_diagonal", "sign_inplace", "from_mask", "spin_overlaps"):
         np.testing.assert_array_equal(out["numpy"], out["torch"])
+    if name == "float64_bits":
+        np.testing.assert_array_equal(out["numpy"], _X[:3].view(np.int64))
     if name == "take_into":
         np.testing.assert_array_equal(out["numpy"], _X[[2, 0, 2, 5]])
     else:

@@ -138,3 +138,8 @@ def spin_overlaps(s: np.ndarray, Xi: np.ndarray) -> np.ndarray:
     """Xi s for spin states ``s`` in the dtype of :func:`overlap_dtype` (or of the
     memories): exact integer sums."""
     return s @ Xi.astype(s.dtype, copy=False).T
+
+
+def float64_bits(x: np.ndarray) -> np.ndarray:
+    """The bit patterns of x in float64, as an int64 array of its shape (row-major)."""
+    return np.ascontiguousarray(x, dtype=np.float64).view(np.int64)

@@ -151,3 +151,8 @@ def spin_overlaps(s: torch.Tensor, Xi: torch.Tensor) -> torch.Tensor:
             s = torch.empty(s.shape, dtype=s.dtype, device=s.device).copy_(s)
         return torch._int_mm(s, Xi.to(torch.int8).T)
     return s @ Xi.to(s.dtype).T
+
+
+def float64_bits(x: torch.Tensor) -> torch.Tensor:
+    """The bit patterns of x in float64, as an int64 tensor of its shape."""
+    return x.to(torch.float64).contiguous().view(torch.int64)

@@ -570,20 +570,22 @@ default="modern"
         """fn(backend, params, block) -> tuple of backend arrays (or None), over row
         blocks of X (:meth:`_block_rows`); the NumPy arrays, concatenated.
 
-        ``states=True``: the first output has the shape of X (the recalled states)
-        and ``fn`` takes a fourth argument, ``dest``: on the CPU a backend view of
-        the block's rows of the NumPy output, which ``fn`` may return filled
-        instead of a new array (no copy); on other devices None.
+        ``states=True``: the first output has the shape of X (the recalled states);
+        on the CPU ``fn`` is also given ``dest=``, a backend view of the block's rows
+        of the NumPy output, which it may return filled instead of a new array (no
+        copy).
         """
         backend, device = self._get_backend()
         p, dtype = self._params(backend, device), self.memories_.dtype
         whole = np.empty(X.shape, dtype) if states and device == "cpu" else None
 
         def numpy_fn(block, start):
-            dest = () if not states else (None,)
+            kw = {}
             if whole is not None:
-                dest = (backend.core.asarray(whole[start : start + len(block)], dtype),)
-            out = fn(backend, p, backend.core.asarray(block, dtype, device), *dest)
+                kw["dest"] = backend.core.asarray(
+                    whole[start : start + len(block)], dtype
+                )
+            out = fn(backend, p, backend.core.asarray(block, dtype, device), **kw)
             numpy = (type(None), np.ndarray)
             return [
                 a if isinstance(a, numpy) else backend.core.to_numpy(a) for a in out

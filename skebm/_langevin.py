@@ -643,9 +643,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         center, scale = self._affine(be, self._device(be))
 
         def logits(be, net, x):
-            return be.nn.forward(
-                net, be.langevin.to_internal(x, center, scale, self._dtype)
-            )
+            return net(be.langevin.to_internal(x, center, scale, self._dtype))
 
         out = self._predict_tensor(X, logits, dtype=X.dtype)
         _check_finite_output(out, X, self.data_min_, self.data_max_)

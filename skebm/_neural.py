@@ -155,7 +155,7 @@ class _NeuralTrainer(Trainer):
                 book["_no_improvement_count"] += 1
             if score > book["best_validation_score_"]:
                 book["best_validation_score_"] = score
-                self.best_state = self.be.nn.module_state(self.net)
+                self.best_state = self.be.nn.to_numpy_tree(self.net.state_dict())
         else:
             if loss > book["best_loss_"] - est.tol:
                 book["_no_improvement_count"] += 1
@@ -175,9 +175,8 @@ class _NeuralTrainer(Trainer):
         return "loss", self.last_loss
 
     def model_state(self, snap, n_epochs):
-        to_numpy = self.be.core.to_numpy
         return {
-            "_net_state": {k: to_numpy(v).copy() for k, v in snap[0][0].items()},
+            "_net_state": self.be.nn.to_numpy_tree(snap[0][0]),
             "_state_id": next(_STATE_IDS),
             "n_iter_": getattr(self.est, "n_iter_", 0) + n_epochs,
         }
@@ -189,8 +188,8 @@ class _NeuralTrainer(Trainer):
             be.nn.load_module_state(self.net, self.best_state)
         fitted = dict(
             self.book,
-            _net_state=be.nn.module_state(self.net),
-            _optim_state=be.nn.optimizer_state(self.optim),
+            _net_state=be.nn.to_numpy_tree(self.net.state_dict()),
+            _optim_state=be.nn.to_numpy_tree(self.optim.state_dict()),
             n_iter_=getattr(est, "n_iter_", 0) + n_epochs,
             loss_curve_=list(getattr(est, "loss_curve_", [])) + objectives,
         )
@@ -298,7 +297,8 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
             width = max(be.nn.widest_layer(net), X.shape[1])
             batch_rows = block_rows(4 * width, numpy_dtype(dtype).itemsize)
         n = X.shape[0]
-        with be.core.thread_limit(be.core.network_work(net, min(batch_rows, n))):
+        work = be.core.network_work(net, min(batch_rows, n))
+        with be.core.thread_limit(work), be.nn.inference(net):
             return be.core.concat_rows(
                 [
                     fn(

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skebm._backends.torch.core import torch_dtype
-from skebm._backends.torch.nn import forward, mlp
+from skebm._backends.torch.nn import mlp
 
 #: the internal sampling range: data are mapped to [LOW, HIGH] per feature
 LOW, HIGH = -1.0, 1.0
@@ -72,7 +72,7 @@ def bounded_log_density(
     inside = z.clamp(LOW, HIGH)
     gap = z - inside
     penalty = 0.5 * (gap * gap).sum(dim=1)
-    logits = forward(net, inside.to(torch_dtype(dtype)))
+    logits = net(inside.to(torch_dtype(dtype)))
     return torch.logsumexp(logits, dim=1) - penalty
 
 

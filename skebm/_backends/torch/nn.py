@@ -3,8 +3,7 @@
 Nothing here knows about scikit-learn (CONTRIBUTING.md, convention 6): the estimators
 build modules in ``fit`` from their parameters with :func:`mlp`, train them with
 :func:`train_epoch`, and keep their state as NumPy arrays between sessions with
-:func:`module_state` / :func:`load_module_state` and :func:`optimizer_state` /
-:func:`load_optimizer_state`.
+:func:`to_numpy_tree` / :func:`load_module_state` and :func:`load_optimizer_state`.
 """
 
 from __future__ import annotations
@@ -142,9 +141,20 @@ def params_finite(module: nn.Module) -> bool:
 # -- state as NumPy (pickles and skops files hold no torch objects) -------------------
 
 
-def module_state(module: nn.Module) -> dict[str, np.ndarray]:
-    """The module's ``state_dict`` as NumPy copies (on the CPU)."""
-    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+def _map_tree(obj, fn, leaf=torch.Tensor):
+    """``obj`` (nested dicts, lists and tuples) with ``fn`` applied to every ``leaf``."""
+    if isinstance(obj, leaf):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_tree(v, fn, leaf) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_map_tree(v, fn, leaf) for v in obj)
+    return obj
+
+
+def to_numpy_tree(tree):
+    """A state tree (a ``state_dict``) with every tensor as a NumPy copy on the CPU."""
+    return _map_tree(tree, lambda t: t.detach().cpu().numpy().copy())
 
 
 def load_module_state(module: nn.Module, state: dict[str, np.ndarray]) -> nn.Module:
@@ -158,33 +168,10 @@ def load_module_state(module: nn.Module, state: dict[str, np.ndarray]) -> nn.Mod
     return module
 
 
-def _to_numpy_tree(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().numpy().copy()
-    if isinstance(obj, dict):
-        return {k: _to_numpy_tree(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_to_numpy_tree(v) for v in obj)
-    return obj
-
-
-def _to_tensor_tree(obj, device):
-    if isinstance(obj, np.ndarray):
-        return torch.as_tensor(np.array(obj), device=device)
-    if isinstance(obj, dict):
-        return {k: _to_tensor_tree(v, device) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_to_tensor_tree(v, device) for v in obj)
-    return obj
-
-
-def optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
-    """The optimiser's ``state_dict`` with every tensor as a NumPy array."""
-    return _to_numpy_tree(optimizer.state_dict())
-
-
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict, device: str):
-    tree = _to_tensor_tree(state, device)
+    tree = _map_tree(
+        state, lambda a: torch.as_tensor(np.array(a), device=device), np.ndarray
+    )
     # Adam keeps its step counter on the CPU unless it is capturable
     for s in tree.get("state", {}).values():
         if "step" in s and isinstance(s["step"], torch.Tensor):
@@ -195,10 +182,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict, device: 
 
 def snapshot(module: nn.Module, optimizer: torch.optim.Optimizer) -> tuple:
     """In-memory copies of module and optimiser state (for rollback)."""
-    return (
-        {k: v.detach().clone() for k, v in module.state_dict().items()},
-        clone_tree(optimizer.state_dict()),
-    )
+    return clone_tree(module.state_dict()), clone_tree(optimizer.state_dict())
 
 
 def copy_tree_(dst, src) -> None:
@@ -213,13 +197,7 @@ def copy_tree_(dst, src) -> None:
 
 def clone_tree(obj):
     """Copy of a state tree with every tensor cloned (deepcopy is 3x slower)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: clone_tree(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(clone_tree(v) for v in obj)
-    return obj
+    return _map_tree(obj, lambda t: t.detach().clone())
 
 
 def restore(module: nn.Module, optimizer: torch.optim.Optimizer, snap: tuple) -> None:
@@ -227,8 +205,7 @@ def restore(module: nn.Module, optimizer: torch.optim.Optimizer, snap: tuple) ->
     optimizer.load_state_dict(snap[1])
 
 
-def forward(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
-    """Evaluation-mode forward pass without building a graph."""
+def inference(module: nn.Module) -> torch.no_grad:
+    """Put ``module`` in evaluation mode; a context that builds no graph."""
     module.eval()
-    with torch.no_grad():
-        return module(X)
+    return torch.no_grad()

@@ -519,16 +519,11 @@ class VAETransformer(
     def _initialize(self, X, y):
         self._score_seed = self.random_state_.randint(_SEED_MAX)
 
-    @staticmethod
-    def _vae(be):
-        return be.vae
-
     @property
     def _n_classes(self):
         return len(self.classes_) if self.conditional else 0
 
     def _module_factory(self, be):
-        vae = self._vae(be)
         args = (
             self.n_features_in_,
             self.n_components,
@@ -537,19 +532,13 @@ class VAETransformer(
             self.likelihood_,
             self._n_classes,
         )
-        return lambda: vae.VAE(*args)
+        return lambda: be.vae.VAE(*args)
 
     def _loss_fn(self, be, device, generator, net, ctx):
-        vae, beta = self._vae(be), float(self.beta)
-        shift = -self._log_jacobian  # report the loss in input units
-
-        def loss_fn(xb, yb):
-            eps = vae.standard_normal((xb.shape[0], self.n_components), generator, xb)
-            y = None if yb is None else vae.one_hot(yb, self._n_classes, xb.dtype)
-            loss = -vae.elbo(net, xb, eps, y, beta).mean()
-            return loss, loss.detach() + shift
-
-        return loss_fn
+        # the loss is reported in input units
+        return be.vae.make_train_loss(
+            net, float(self.beta), generator, -self._log_jacobian
+        )
 
     def _objective_limit(self):
         """Ten times the loss of a flat model (every feature a unit Gaussian in the
@@ -592,7 +581,6 @@ class VAETransformer(
         gets its own k draws, a function of its values and the fit's seed only.
         """
         be = self._torch()
-        vae = self._vae(be)
         device = self._device(be)
         log_prior = None
         if self.conditional:
@@ -623,7 +611,7 @@ class VAETransformer(
 
             def fn(be, net, b, eps_t=eps_t):
                 y = b[:, n_features:] if codes is not None else None
-                return vae.log_marginal_likelihood(
+                return be.vae.iwae_bound(
                     net, b[:, :n_features], eps_t, y, log_prior, chunk
                 )
 
@@ -660,10 +648,7 @@ class VAETransformer(
         """
         X = self._check_X(X)
         be = self._torch()
-        vae = self._vae(be)
-        Z = self._predict_tensor(
-            self._scaled(X), lambda be, net, x: vae.posterior_mean(net, x)
-        )
+        Z = self._predict_tensor(self._scaled(X), lambda be, net, x: net.encode(x)[0])
         Z = self._answer(be.core.asarray(Z, X.dtype, Z.device), X)
         return check_finite_output(Z, self, "transform", X)
 
@@ -709,31 +694,23 @@ class VAETransformer(
 
     def _decode(self, Z, y, *, return_mean, seed):
         be = self._torch()
-        vae = self._vae(be)
         device = self._device(be)
         labels = self._labels(y, Z.shape[0], "inverse_transform or sample")
         prior = None
         if self.conditional:
             prior = be.core.asarray(self.class_prior_, self._dtype, device)
         generator = be.core.make_rng(seed, device)
-        if labels is None and self.conditional:
-            out = self._predict_tensor(
-                Z, lambda be, net, z: vae.reconstruction_mean(net, z, None, prior)
-            )
-        else:
-            Zy = Z
-            if labels is not None:
-                xp = array_namespace(Z)
-                labels = self._like(labels, Z)
-                Zy = xp.concat([xp.astype(Z, labels.dtype), labels], axis=1)
-            d = self.n_components
+        if labels is not None:  # in the rows: they travel in blocks with the codes
+            xp = array_namespace(Z)
+            labels = self._like(labels, Z)
+            Z = xp.concat([xp.astype(Z, labels.dtype), labels], axis=1)
+        d = self.n_components
 
-            def fn(be, net, zy):
-                y = zy[:, d:] if labels is not None else None
-                return vae.generate(net, zy[:, :d], y, return_mean, generator)
+        def fn(be, net, zy):
+            y = zy[:, d:] if labels is not None else None
+            return be.vae.generate(net, zy[:, :d], y, return_mean, generator, prior)
 
-            out = self._predict_tensor(Zy, fn)
-        return self._unscaled(out)
+        return self._unscaled(self._predict_tensor(Z, fn))
 
     @array_api_boundary
     def score_samples(self, X, n_importance_samples=None):

@@ -20,7 +20,7 @@ Every log-density is returned per row; the bounds are accumulated in float64.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -92,9 +92,6 @@ class VAE(nn.Module):
             self.log_noise_var - MIN_LOG_NOISE_VAR
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encode(x)
-
 
 # -- one equation each -----------------------------------------------------------------
 
@@ -121,29 +118,6 @@ def log_posterior(eps: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * (eps**2 + LOG_2PI + logvar).sum(-1)
 
 
-def _bernoulli_log_likelihood(x, logits, logvar):
-    return -F.binary_cross_entropy_with_logits(
-        logits, x.expand_as(logits), reduction="none"
-    ).sum(-1)
-
-
-def _gaussian_log_likelihood(x, mean, logvar):
-    return -0.5 * ((x - mean) ** 2 * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
-
-
-#: likelihood name -> log p(x | decoder output, noise log-variance), per row
-LOG_LIKELIHOODS: dict[str, Callable[..., torch.Tensor]] = {
-    "bernoulli": _bernoulli_log_likelihood,
-    "gaussian": _gaussian_log_likelihood,
-}
-
-#: likelihood name -> E[x | decoder output]
-MEANS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "bernoulli": torch.sigmoid,
-    "gaussian": lambda out: out,
-}
-
-
 def log_likelihood(
     x: torch.Tensor,
     out: torch.Tensor,
@@ -156,27 +130,16 @@ def log_likelihood(
     logistic function (from the logits, stable). Gaussian: isotropic with
     log-variance ``logvar``.
     """
-    return LOG_LIKELIHOODS[likelihood](x, out, logvar)
+    if likelihood == "bernoulli":
+        return -F.binary_cross_entropy_with_logits(
+            out, x.expand_as(out), reduction="none"
+        ).sum(-1)
+    return -0.5 * ((x - out) ** 2 * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
 
 
 def decoder_mean(out: torch.Tensor, likelihood: str) -> torch.Tensor:
     """E[x | z, y]: probabilities (Bernoulli) or means (Gaussian)."""
-    return MEANS[likelihood](out)
-
-
-def sample_likelihood(
-    out: torch.Tensor,
-    likelihood: str,
-    logvar: torch.Tensor | None,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """A draw of x ~ p(x | z, y) from the decoder output."""
-    if likelihood == "bernoulli":
-        return torch.bernoulli(torch.sigmoid(out), generator=generator)
-    noise = torch.randn(
-        out.shape, generator=generator, dtype=out.dtype, device=out.device
-    )
-    return out + torch.exp(0.5 * logvar) * noise
+    return torch.sigmoid(out) if likelihood == "bernoulli" else out
 
 
 def elbo(
@@ -259,67 +222,49 @@ def iwae_bound(
     return total - math.log(eps.shape[0])
 
 
-def one_hot(codes: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
-    """Integer class codes -> one-hot rows."""
-    return F.one_hot(codes, n_classes).to(dtype)
+def make_train_loss(module: VAE, beta: float, generator: torch.Generator, shift: float):
+    """The per-batch training loss: minus the mean beta-weighted ELBO of the batch,
+    with one draw ``eps`` per row; it reports that loss plus ``shift``."""
+
+    def loss_fn(xb: torch.Tensor, yb: torch.Tensor | None):
+        eps = torch.randn(
+            (xb.shape[0], module.n_components),
+            generator=generator,
+            dtype=xb.dtype,
+            device=xb.device,
+        )
+        y = None if yb is None else F.one_hot(yb, module.n_classes).to(xb.dtype)
+        loss = -elbo(module, xb, eps, y, beta).mean()
+        return loss, loss.detach() + shift
+
+    return loss_fn
 
 
-def standard_normal(
-    shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor
-) -> torch.Tensor:
-    """eps ~ N(0, I) of ``shape``, in the dtype and on the device of ``like``."""
-    return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
-
-
-# -- inference (no graph) ----------------------------------------------------------------
-
-
-@torch.no_grad()
-def posterior_mean(module: VAE, x: torch.Tensor) -> torch.Tensor:
-    """E[z | x] under q: the encoder mean."""
-    return module.encode(x)[0]
-
-
-@torch.no_grad()
-def reconstruction_mean(
-    module: VAE,
-    z: torch.Tensor,
-    y: torch.Tensor | None = None,
-    class_prior: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """E[x | z, y]; for a conditional decoder without y, sum_c pi_c E[x | z, c]."""
-    if not module.n_classes or y is not None:
-        return decoder_mean(module.decode(z, y), module.likelihood)
-    eye = torch.eye(module.n_classes, dtype=z.dtype, device=z.device)
-    return sum(
-        class_prior[c] * decoder_mean(module.decode(z, eye[c]), module.likelihood)
-        for c in range(module.n_classes)
-    )
-
-
-@torch.no_grad()
-def log_marginal_likelihood(
-    module: VAE,
-    x: torch.Tensor,
-    eps: torch.Tensor,
-    y: torch.Tensor | None = None,
-    log_class_prior: torch.Tensor | None = None,
-    chunk: int = 16,
-) -> torch.Tensor:
-    """The IWAE estimate of log p(x) (or log p(x | y)), float64, per row."""
-    return iwae_bound(module, x, eps, y, log_class_prior, chunk)
-
-
-@torch.no_grad()
 def generate(
     module: VAE,
     z: torch.Tensor,
     y: torch.Tensor | None,
     return_mean: bool,
     generator: torch.Generator,
+    class_prior: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """x ~ p(x | z, y), or E[x | z, y] with ``return_mean``."""
+    """x ~ p(x | z, y), or E[x | z, y] with ``return_mean``.
+
+    A conditional decoder without y gives the mean sum_c pi_c E[x | z, c] over the
+    ``class_prior`` pi (a draw needs labels).
+    """
+    if module.n_classes and y is None:
+        eye = torch.eye(module.n_classes, dtype=z.dtype, device=z.device)
+        return sum(
+            class_prior[c] * decoder_mean(module.decode(z, eye[c]), module.likelihood)
+            for c in range(module.n_classes)
+        )
     out = module.decode(z, y)
     if return_mean:
         return decoder_mean(out, module.likelihood)
-    return sample_likelihood(out, module.likelihood, module.noise_logvar(), generator)
+    if module.likelihood == "bernoulli":
+        return torch.bernoulli(torch.sigmoid(out), generator=generator)
+    noise = torch.randn(
+        out.shape, generator=generator, dtype=out.dtype, device=out.device
+    )
+    return out + torch.exp(0.5 * module.noise_logvar()) * noise

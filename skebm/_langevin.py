@@ -333,7 +333,6 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         "device": [str],
     }
 
-    _stratify = True
     _divergence_advice = (
         "Lower `learning_rate_init` or `sgld_step_size`, raise `energy_l2`, or lower "
         "`energy_weight`."
@@ -587,7 +586,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
             return {"_buffer": be.core.copy(buffer)}
         return {"_buffer": be.core.to_numpy(buffer).copy()}
 
-    def _end_fit(self, be, device, X, y, X_val, y_val, interrupted):
+    def _end_fit(self, be, device, X_val, y_val):
         if X_val is not None and self.calibrate and self.calibration_cv is None:
             logits = be.core.asarray(self._logit_tensor(X_val), np.float64, device)
             target = be.core.as_target(y_val, device)
@@ -612,7 +611,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         x = be.core.asarray(X, None, device)
         return be.langevin.to_internal(x, center, scale, self._dtype)
 
-    def _divergence_reason(self, ctx):
+    def _divergence_reason(self, ctx, loss):
         peak, ctx["peak"][0] = ctx["peak"][0], None
         if peak is not None and not float(peak) <= _MAX_ENERGY:
             return f"energies reached {float(peak):.3g}"

@@ -69,35 +69,31 @@ class _NeuralTrainer(Trainer):
     """A torch module, its Adam optimiser and the estimator's extra training tensors
     (``ctx``), trained one epoch at a time."""
 
-    def __init__(self, est, be, device, X, y, X_val, y_val, *, first, incremental):
+    def __init__(self, est, be, device, X, y, X_val, y_val, first, incremental):
         self.est, self.be, self.device = est, be, device
-        self.X_val, self.y_val = X_val, y_val
-        self.incremental = incremental
-        seed = est.random_state_.randint(_SEED_MAX)
-        self.seed = seed
+        self.X_val, self.y_val, self.incremental = X_val, y_val, incremental
+        self.seed = est.random_state_.randint(_SEED_MAX)
         if first:
-            self.net = be.nn.build(est._module_factory(be), seed, device, est._dtype)
-            self.optim = be.nn.adam(self.net, est.learning_rate_init)
+            factory = est._module_factory(be)
+            self.net = be.nn.build(factory, self.seed, device, est._dtype)
         else:
             self.net = est._build_module(be, device, est._net_state)
-            self.optim = be.nn.adam(self.net, est.learning_rate_init)
-            if est._optim_state is not None:
-                be.nn.load_optimizer_state(self.optim, est._optim_state, device)
+        self.optim = be.nn.adam(self.net, est.learning_rate_init)
+        if not first and est._optim_state is not None:
+            be.nn.load_optimizer_state(self.optim, est._optim_state, device)
         self.ctx = est._train_context(be, device, X, y)
-        generator = be.core.make_rng(seed, device)
+        generator = be.core.make_rng(self.seed, device)
         self.loss_fn = est._loss_fn(be, device, generator, self.net, self.ctx)
         self.Xt = est._network_input(be, device, X)
         self.yt = None if y is None else be.core.as_target(y, device)
-        self.batch_size = est._resolved_batch_size(X.shape[0])
-        # convergence bookkeeping, committed with the model
-        track = est.early_stopping and X_val is not None
-        self.book = {
-            "best_loss_": getattr(est, "best_loss_", np.inf) if not first else np.inf,
-            "_no_improvement_count": 0
-            if (first or not incremental)
-            else est._no_improvement_count,
-        }
-        if track:
+        batch_size = 200 if est.batch_size == "auto" else est.batch_size
+        self.batch_size = min(batch_size, X.shape[0])
+        # convergence bookkeeping, committed with the model (partial_fit goes on
+        # counting the epochs without improvement)
+        best = np.inf if first else getattr(est, "best_loss_", np.inf)
+        count = est._no_improvement_count if incremental and not first else 0
+        self.book = {"best_loss_": best, "_no_improvement_count": count}
+        if est.early_stopping and X_val is not None:
             self.book.update(validation_scores_=[], best_validation_score_=-np.inf)
         self.best_state = None
 
@@ -130,43 +126,38 @@ class _NeuralTrainer(Trainer):
         return loss
 
     def divergence(self, loss):
-        extra = self.est._divergence_reason(self.ctx)  # resets per-epoch statistics
+        # the estimator's reason first: it resets its per-epoch statistics
+        reason = self.est._divergence_reason(self.ctx, loss)
         if not np.isfinite(loss):
             return "the training loss became non-finite"
         if not self.be.nn.params_finite(self.net):
             return "the network's parameters became non-finite"
-        limit = self.est._objective_limit()
-        if loss > limit:
-            return f"the training loss reached {loss:.3g}, above {limit:.3g}"
-        return extra
+        return reason
 
     def end_epoch(self, loss):
         """MLPClassifier's rule: stop after ``n_iter_no_change`` epochs without a
         ``tol`` improvement of the validation score (or of the training loss)."""
         est, book = self.est, self.book
         if "validation_scores_" in book:
-            score = est._score_network(
-                self.be, self.device, self.net, self.X_val, self.y_val
-            )
+            # the validation score of this module, not of the fitted one
+            keep(est, ("training", self.device), self.net)
+            previous, est._state_id = getattr(est, "_state_id", None), "training"
+            try:
+                score = est._validation_score(self.X_val, self.y_val)
+            finally:
+                est._state_id = previous
             book["validation_scores_"].append(score)
-            if not score < book["best_validation_score_"] + est.tol:
-                book["_no_improvement_count"] = 0
-            else:
-                book["_no_improvement_count"] += 1
+            improved = not score < book["best_validation_score_"] + est.tol
             if score > book["best_validation_score_"]:
                 book["best_validation_score_"] = score
                 self.best_state = self.be.nn.to_numpy_tree(self.net.state_dict())
         else:
-            if loss > book["best_loss_"] - est.tol:
-                book["_no_improvement_count"] += 1
-            else:
-                book["_no_improvement_count"] = 0
+            improved = not loss > book["best_loss_"] - est.tol
             book["best_loss_"] = min(book["best_loss_"], loss)
+        count = 0 if improved else book["_no_improvement_count"] + 1
+        book["_no_improvement_count"] = count
         self.last_loss = loss
-        return (
-            not self.incremental
-            and book["_no_improvement_count"] > est.n_iter_no_change
-        )
+        return not self.incremental and count > est.n_iter_no_change
 
     def monitor(self):
         scores = self.book.get("validation_scores_")
@@ -190,12 +181,13 @@ class _NeuralTrainer(Trainer):
             self.book,
             _net_state=be.nn.to_numpy_tree(self.net.state_dict()),
             _optim_state=be.nn.to_numpy_tree(self.optim.state_dict()),
+            _state_id=next(_STATE_IDS),
             n_iter_=getattr(est, "n_iter_", 0) + n_epochs,
             loss_curve_=list(getattr(est, "loss_curve_", [])) + objectives,
         )
         fitted.update(est._commit_context(be, self.ctx))
         vars(est).update(fitted)
-        est._keep_module(be, self.device, self.net)
+        keep(est, (est._state_id, self.device), self.net)
 
 
 class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
@@ -211,23 +203,21 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     * ``_loss_fn(be, device, generator, net, ctx)`` ->
       ``loss_fn(Xb, yb) -> (loss, monitor)``,
     * ``_validation_score(X, y)`` -> float, higher is better (early stopping),
-    * optionally ``_stratify`` (bool); ``_train_context(be, device, X, y)`` -> a
-      dict of extra training tensors (rolled back with the module) and
-      ``_commit_context(be, ctx)`` -> the attributes they leave;
-      ``_divergence_reason(ctx)`` (a string when training exploded) and
-      ``_objective_limit()`` (a loss above it means the updates overshot);
-      ``_end_fit(be, device, X, y, X_val, y_val, interrupted)``.
+    * ``_divergence_reason(ctx, loss)`` -> a string when the epoch's training
+      exploded (beyond a non-finite loss or parameters), else None; it is called
+      once per epoch,
+    * ``_divergence_advice`` (str): what to change when training keeps diverging,
+    * optionally ``_train_context(be, device, X, y)`` -> a dict of extra training
+      tensors (rolled back with the module) and ``_commit_context(be, ctx)`` ->
+      the attributes they leave; ``_network_input(be, device, X)``;
+      ``_needs_validation()``; ``_end_fit(be, device, X_val, y_val)``.
+
+    Validation splits are stratified by y when there is one.
     """
 
-    #: rollbacks allowed in one fit before it gives up with an error
-    _max_rollbacks = 3
     #: under array API dispatch, tensors reach the methods as they are (the
     #: numerics run on their device), other arrays as NumPy
     _takes_tensors = True
-    #: split stratified by y (classifiers)
-    _stratify = False
-
-    _divergence_advice = "Lower `learning_rate_init` or scale the data."
 
     # -- the module, built from NumPy state ------------------------------------------
 
@@ -246,10 +236,6 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
             (self._state_id, device),
             lambda: self._build_module(be, device, self._net_state),
         )
-
-    def _keep_module(self, be, device, net):
-        self._state_id = next(_STATE_IDS)
-        keep(self, (self._state_id, device), net)
 
     @property
     def _net(self):
@@ -282,9 +268,10 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
             self._dtype = np.dtype(self._dtype)
 
     def _predict_tensor(self, X, fn, dtype=None, batch_rows=None):
-        """Apply ``fn(be, net, block)`` (a tensor function) to the rows of X (NumPy
-        or a tensor) in blocks whose temporaries are bounded in bytes (the widest
-        layer sets the row count); a tensor on the numerics' device.
+        """Apply ``fn(be, net, *blocks)`` (a tensor function) to the rows of X (NumPy
+        or a tensor; or a tuple of such row-aligned arrays, None entries staying
+        None) in blocks whose temporaries are bounded in bytes (the widest layer
+        sets the row count); a tensor on the numerics' device.
 
         Blocks are cast to ``dtype`` (None: the model's). NumPy rows move to the
         device one block at a time; the rows of a tensor stay where they are.
@@ -293,35 +280,30 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         device = self._device(be)
         net = self._module(be, device)
         dtype = self._dtype if dtype is None else dtype
+        arrays = X if isinstance(X, tuple) else (X,)
         if batch_rows is None:
-            width = max(be.nn.widest_layer(net), X.shape[1])
+            width = max(be.nn.widest_layer(net), arrays[0].shape[1])
             batch_rows = block_rows(4 * width, numpy_dtype(dtype).itemsize)
-        n = X.shape[0]
+        n = arrays[0].shape[0]
         work = be.core.network_work(net, min(batch_rows, n))
         with be.core.thread_limit(work), be.nn.inference(net):
-            return be.core.concat_rows(
-                [
-                    fn(
-                        be,
-                        net,
-                        be.core.asarray(X[start : start + batch_rows], dtype, device),
-                    )
-                    for start in range(0, max(n, 1), batch_rows)
+            out = []
+            for start in range(0, max(n, 1), batch_rows):
+                rows = slice(start, start + batch_rows)
+                blocks = [
+                    None if a is None else be.core.asarray(a[rows], dtype, device)
+                    for a in arrays
                 ]
-            )
+                out.append(fn(be, net, *blocks))
+            return be.core.concat_rows(out)
 
     # -- the loop ---------------------------------------------------------------------
-
-    def _resolved_batch_size(self, n_samples):
-        if self.batch_size == "auto":
-            return min(200, n_samples)
-        return min(self.batch_size, n_samples)
 
     def _fit(self, X, y=None, *, incremental, classes=None):
         self._train(X, y, incremental=incremental, classes=classes)
         return self
 
-    def _train(self, X, y=None, *, incremental, classes=None, label=None):
+    def _train(self, X, y=None, *, incremental, classes=None):
         """One fit or partial_fit; True when the user interrupted it."""
         be = self._torch()
         device = self._device(be)
@@ -347,15 +329,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         tasks = EpochTasks(self, n_epochs, *data)
         with be.core.thread_limit():  # torch within the caller's thread budget
             trainer = _NeuralTrainer(
-                self,
-                be,
-                device,
-                X,
-                y,
-                X_val,
-                y_val,
-                first=first,
-                incremental=incremental,
+                self, be, device, X, y, X_val, y_val, first, incremental
             )
         # and within one thread per share of work of a training step
         work = be.core.network_work(trainer.net, trainer.batch_size)
@@ -370,12 +344,10 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
                 learning_rate=float(self.learning_rate_init),
                 tasks=tasks,
                 advice=self._divergence_advice,
-                max_rollbacks=self._max_rollbacks,
-                label=label,
             )
-            self._end_fit(be, device, X, y, X_val, y_val, interrupted)
+            self._end_fit(be, device, X_val, y_val)
         tasks.end_fit()
-        if not incremental and not stopped and self.max_iter > 0:
+        if not incremental and not stopped:
             warnings.warn(
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
                 "and the optimisation has not converged yet.",
@@ -388,8 +360,8 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         return self.early_stopping
 
     def _split(self, X, y):
-        """(X_train, X_val, y_train, y_val), stratified by y for classifiers when
-        every class is large enough."""
+        """(X_train, X_val, y_train, y_val), stratified by the labels y (if any)
+        when every class is large enough."""
         split = functools.partial(
             train_test_split,
             test_size=self.validation_fraction,
@@ -397,30 +369,12 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         )
         if y is None:
             return (*split(X), None, None)
-        if self._stratify:
-            try:
-                return split(X, y, stratify=y)
-            except ValueError:  # a class too small to stratify
-                pass
-        return split(X, y)
-
-    def _score_network(self, be, device, net, X, y):
-        """``_validation_score`` of the module being trained (not the fitted one)."""
-        keep(self, ("training", device), net)
-        previous, self._state_id = getattr(self, "_state_id", None), "training"
         try:
-            return self._validation_score(X, y)
-        finally:
-            self._state_id = previous
+            return split(X, y, stratify=y)
+        except ValueError:  # a class too small to stratify
+            return split(X, y)
 
     # -- default hooks ----------------------------------------------------------------
-
-    def _divergence_reason(self, ctx):
-        return None
-
-    def _objective_limit(self):
-        """An epoch loss above this means the updates overshot."""
-        return np.inf
 
     def _network_input(self, be, device, X):
         """Validated training rows (NumPy or a tensor) -> the tensor the network is
@@ -433,5 +387,5 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     def _commit_context(self, be, ctx):
         return {}
 
-    def _end_fit(self, be, device, X, y, X_val, y_val, interrupted):
+    def _end_fit(self, be, device, X_val, y_val):
         pass

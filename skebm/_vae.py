@@ -402,10 +402,6 @@ class VAETransformer(
         """
         return self._fit(X, y, incremental=True, classes=classes)
 
-    @property
-    def _stratify(self):
-        return bool(self.conditional)
-
     def _validate_fit_data(self, X, y, reset, classes):
         dtype = float_dtypes(X, (np.float64, np.float32) if reset else (self._dtype,))
         X = _dense(
@@ -540,11 +536,14 @@ class VAETransformer(
             net, float(self.beta), generator, -self._log_jacobian
         )
 
-    def _objective_limit(self):
-        """Ten times the loss of a flat model (every feature a unit Gaussian in the
-        model's units), in input units: an epoch above it overshot."""
+    def _divergence_reason(self, ctx, loss):
+        """An epoch loss above ten times that of a flat model (every feature a unit
+        Gaussian in the model's units), in input units, overshot."""
         flat = 0.5 * np.log(2 * np.pi * np.e) * self.n_features_in_
-        return 10 * flat - self._log_jacobian
+        limit = 10 * flat - self._log_jacobian
+        if loss > limit:
+            return f"the training loss reached {loss:.3g}, above {limit:.3g}"
+        return None
 
     def _validation_score(self, X, y):
         return float(self._bound(X, 1, y).mean()) + self._log_jacobian
@@ -587,35 +586,29 @@ class VAETransformer(
             # classes absent from the first fit have prior 0: log 0 = -inf is meant
             prior = be.core.asarray(self.class_prior_, np.float64, device)
             log_prior = prior.log()
-        n_features = X_scaled.shape[1]
         if is_torch_array(X_scaled):  # the rows and their draws stay on the device
             X_model = be.core.asarray(X_scaled, self._dtype, device)
         else:
             X_model = np.asarray(X_scaled, dtype=self._dtype)
+        labels = None
         if codes is not None:
             labels = np.eye(len(self.classes_), dtype=self._dtype)[codes]
-            xp = array_namespace(X_model)
-            X_model = xp.concat([X_model, self._like(labels, X_model)], axis=1)
         # bound the memory: rows x draws x classes pairs per decoder call
         n_classes = max(self._n_classes, 1)
-        pairs = max(1, _VALUES_PER_CALL // max(n_features, 1))
+        pairs = max(1, _VALUES_PER_CALL // max(X_model.shape[1], 1))
         rows = max(1, pairs // (k * n_classes))
         chunk = max(1, pairs // (rows * n_classes))
         out = []
         for start in range(0, X_model.shape[0], rows):
             block = X_model[start : start + rows]
-            eps = row_normal_draws(
-                block[:, :n_features], self._score_seed, k, self.n_components
-            )
-            eps_t = be.core.asarray(eps, np.float64, device)
+            eps = row_normal_draws(block, self._score_seed, k, self.n_components)
+            eps = be.core.asarray(eps, np.float64, device)
+            y = None if labels is None else labels[start : start + rows]
 
-            def fn(be, net, b, eps_t=eps_t):
-                y = b[:, n_features:] if codes is not None else None
-                return be.vae.iwae_bound(
-                    net, b[:, :n_features], eps_t, y, log_prior, chunk
-                )
+            def fn(be, net, x, y, eps=eps):
+                return be.vae.iwae_bound(net, x, eps, y, log_prior, chunk)
 
-            out.append(self._predict_tensor(block, fn, batch_rows=rows))
+            out.append(self._predict_tensor((block, y), fn, batch_rows=rows))
         if not out:
             return be.core.asarray(np.zeros(0), np.float64, device)
         return be.core.concat_rows(out)
@@ -700,17 +693,11 @@ class VAETransformer(
         if self.conditional:
             prior = be.core.asarray(self.class_prior_, self._dtype, device)
         generator = be.core.make_rng(seed, device)
-        if labels is not None:  # in the rows: they travel in blocks with the codes
-            xp = array_namespace(Z)
-            labels = self._like(labels, Z)
-            Z = xp.concat([xp.astype(Z, labels.dtype), labels], axis=1)
-        d = self.n_components
 
-        def fn(be, net, zy):
-            y = zy[:, d:] if labels is not None else None
-            return be.vae.generate(net, zy[:, :d], y, return_mean, generator, prior)
+        def fn(be, net, z, y):
+            return be.vae.generate(net, z, y, return_mean, generator, prior)
 
-        return self._unscaled(self._predict_tensor(Z, fn))
+        return self._unscaled(self._predict_tensor((Z, labels), fn))
 
     @array_api_boundary
     def score_samples(self, X, n_importance_samples=None):

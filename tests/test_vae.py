@@ -434,11 +434,11 @@ def test_divergence_rolls_back_then_raises(digits, monkeypatch):
     X = digits[0][:100]
     vae = VAETransformer(**{**SMALL, "max_iter": 2})
     calls = iter(["exploded", None, None, None])
-    monkeypatch.setattr(vae, "_divergence_reason", lambda ctx: next(calls))
+    monkeypatch.setattr(vae, "_divergence_reason", lambda ctx, loss: next(calls))
     with pytest.warns(ConvergenceWarning, match="diverged"):
         vae.fit(X)
     assert vae.learning_rate_ == pytest.approx(vae.learning_rate_init / 2)
-    monkeypatch.setattr(vae, "_divergence_reason", lambda ctx: "exploded")
+    monkeypatch.setattr(vae, "_divergence_reason", lambda ctx, loss: "exploded")
     with pytest.raises(FloatingPointError, match="learning_rate_init"):
         vae.fit(X)
 

@@ -10,12 +10,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skebm._engine import nested_fit, skip_on_interrupt, transaction
-from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
+from skebm._neural import NeuralFitMixin
 from skebm.base import _SEED_MAX
 from skebm.utils._array_api import (
     ARRAY_API_SUPPORT,
@@ -301,23 +301,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": [
-            "array-like",
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "activation": [StrOptions(set(ACTIVATION_NAMES))],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [
-            StrOptions({"auto"}),
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "warm_start": ["boolean"],
+        **NeuralFitMixin._parameter_constraints,
         "sgld_steps": [Interval(Integral, 0, None, closed="left")],
         "sgld_step_size": [Interval(Real, 0, None, closed="left")],
         "sgld_noise": [Interval(Real, 0, None, closed="left")],
@@ -328,9 +312,6 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         "calibrate": ["boolean"],
         "calibration_cv": [Interval(Integral, 2, None, closed="left"), None],
         "module": [callable, None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "device": [str],
     }
 
     _divergence_advice = (
@@ -527,9 +508,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
             with warnings.catch_warnings(), nested_fit():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 model.fit(X[train], y[train])
-            logits[np.ix_(test, model.classes_)] = to_numpy(
-                model._logit_tensor(X[test])
-            )
+            logits[np.ix_(test, model.classes_)] = to_numpy(model._logits(X[test]))
             used[test] = np.isin(y[test], model.classes_)
         if not used.any():
             return 1.0
@@ -561,9 +540,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
             return lambda: self.module(n_features, n_classes)
         hidden = self.hidden_layer_sizes
         hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
-        return be.langevin.default_network(
-            n_features, n_classes, hidden, self.activation
-        )
+        activation = self.activation
+        return lambda: be.nn.mlp(n_features, hidden, n_classes, activation)
 
     def _needs_validation(self):
         return self.early_stopping or (self.calibrate and self.calibration_cv is None)
@@ -572,23 +550,22 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         """The replay buffer of SGLD starts, and the peak energy of the epoch."""
         if getattr(self, "_buffer", None) is None:  # a fresh fit, or a loaded model
             gen = be.core.make_rng(self._buffer_seed, device)
-            like = be.core.asarray(np.zeros((1, X.shape[1])), self._dtype, device)
-            buffer = be.langevin.uniform((self.buffer_size, X.shape[1]), like, gen)
+            shape = (self.buffer_size, X.shape[1])
+            buffer = be.langevin.uniform(shape, self._dtype, device, gen)
         else:
             # a copy: training writes the chains in place
             buffer = be.core.copy(be.core.asarray(self._buffer, self._dtype, device))
         return {"buffer": buffer, "peak": [None], "tensors": is_torch_array(X)}
 
     def _commit_context(self, be, ctx):
-        # the chains stay a tensor for a fit on tensors (array API dispatch)
+        # the trainer is done with the chains; they stay a tensor for a fit on
+        # tensors (array API dispatch)
         buffer = ctx["buffer"]
-        if ctx["tensors"]:
-            return {"_buffer": be.core.copy(buffer)}
-        return {"_buffer": be.core.to_numpy(buffer).copy()}
+        return {"_buffer": buffer if ctx["tensors"] else be.core.to_numpy(buffer)}
 
     def _end_fit(self, be, device, X_val, y_val):
         if X_val is not None and self.calibrate and self.calibration_cv is None:
-            logits = be.core.asarray(self._logit_tensor(X_val), np.float64, device)
+            logits = be.core.asarray(self._logits(X_val), np.float64, device)
             target = be.core.as_target(y_val, device)
             self.temperature_ = be.langevin.fit_temperature(logits, target)
 
@@ -618,7 +595,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         return None
 
     def _validation_score(self, X, y):
-        codes = to_numpy(self._logit_tensor(X).argmax(1))
+        codes = to_numpy(self._logits(X).argmax(1))
         return float(np.mean(codes == y))
 
     # -- inference -------------------------------------------------------------------
@@ -634,7 +611,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         check_is_fitted(self)
         return validate_data(self, X, dtype=float_dtypes(X), reset=False)
 
-    def _logit_tensor(self, X):
+    def _logits(self, X):
         """f(x) of validated rows (NumPy or a tensor) in the input scale, a tensor on
         the numerics' device; a ValueError naming the cause when the network's
         output overflows."""
@@ -647,10 +624,6 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         out = self._predict_tensor(X, logits, dtype=X.dtype)
         _check_finite_output(out, X, self.data_min_, self.data_max_)
         return out
-
-    def _logits(self, X):
-        """:meth:`_logit_tensor` in the namespace of X."""
-        return self._answer(self._logit_tensor(X), X)
 
     @array_api_boundary
     def predict_log_proba(self, X):
@@ -679,8 +652,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         True
         """
         X = self._check_X(X)
-        log_proba = self._torch().langevin.log_proba
-        return self._answer(log_proba(self._logit_tensor(X), self.temperature_), X)
+        logits = self._logits(X) / self.temperature_
+        return self._answer(logits.log_softmax(1), X)
 
     @array_api_boundary
     def predict_proba(self, X):
@@ -711,9 +684,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         True
         """
         X = self._check_X(X)
-        log_proba = self._torch().langevin.log_proba
-        proba = log_proba(self._logit_tensor(X), self.temperature_).exp()
-        return self._answer(proba, X)
+        logits = self._logits(X) / self.temperature_
+        return self._answer(logits.log_softmax(1).exp(), X)
 
     @array_api_boundary
     def predict(self, X):
@@ -740,7 +712,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         >>> clf.predict(X[:3]).shape
         (3,)
         """
-        codes = self._logit_tensor(self._check_X(X)).argmax(1)
+        codes = self._logits(self._check_X(X)).argmax(1)
         return self.classes_[to_numpy(codes)]
 
     @array_api_boundary
@@ -889,8 +861,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         device = self._device(be)
         net = self._module(be, device)
         gen = be.core.make_rng(seed, device)
-        like = be.core.asarray(np.zeros((1, self.n_features_in_)), self._dtype, device)
-        x0 = be.langevin.uniform((n_samples, self.n_features_in_), like, gen)
+        shape = (n_samples, self.n_features_in_)
+        x0 = be.langevin.uniform(shape, self._dtype, device, gen)
         target = None if codes is None else be.core.as_target(codes, device)
         x = be.langevin.sgld(
             net, x0, steps, self.sgld_step_size, self.sgld_noise, gen, y=target

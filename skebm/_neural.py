@@ -17,19 +17,21 @@ as they are and the answers are tensors on their device (:meth:`_answer`); a fit
 tensors leaves tensor attributes, as scikit-learn's convention wants. So pickles and
 skops files hold NumPy only, a model fitted on a GPU loads anywhere, and a
 just-loaded model serves many threads.
-This module never imports torch: it reaches it through :func:`require_torch`.
+This module never imports torch: it reaches it through ``NeuralFitMixin._torch``.
 """
 
 import copy
 import functools
 import itertools
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from array_api_compat import is_torch_array
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from skebm._backends import get_backend
 from skebm._engine import Trainer, keep, lazy, run_epochs
@@ -52,17 +54,6 @@ ACTIVATION_NAMES = (
     "swish",
     "silu",
 )
-
-
-def require_torch(owner):
-    """The torch backend package, or an ImportError that says how to install torch."""
-    try:
-        return get_backend("torch")
-    except ImportError as exc:
-        raise ImportError(
-            f"{owner} needs PyTorch, which is not installed. Install it with "
-            "`pip install torch` (or `pip install skebm[torch]`)."
-        ) from exc
 
 
 class _NeuralTrainer(Trainer):
@@ -215,6 +206,30 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     Validation splits are stratified by y when there is one.
     """
 
+    #: the parameters both estimators share, as MLPClassifier's
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions(set(ACTIVATION_NAMES))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "device": [str],
+    }
+
     #: under array API dispatch, tensors reach the methods as they are (the
     #: numerics run on their device), other arrays as NumPy
     _takes_tensors = True
@@ -222,7 +237,15 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     # -- the module, built from NumPy state ------------------------------------------
 
     def _torch(self):
-        return require_torch(type(self).__name__)
+        """The torch backend package, or an ImportError that says how to install
+        torch."""
+        try:
+            return get_backend("torch")
+        except ImportError as exc:
+            raise ImportError(
+                f"{type(self).__name__} needs PyTorch, which is not installed. Install "
+                "it with `pip install torch` (or `pip install skebm[torch]`)."
+            ) from exc
 
     def _build_module(self, be, device, net_state):
         net = be.nn.build(self._module_factory(be), 0, device, self._dtype)

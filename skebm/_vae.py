@@ -18,7 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skebm._engine import transaction
-from skebm._neural import ACTIVATION_NAMES, NeuralFitMixin
+from skebm._neural import NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
 from skebm.utils._array_api import (
     ARRAY_API_SUPPORT,
@@ -259,31 +259,12 @@ class VAETransformer(
     """
 
     _parameter_constraints: dict = {
+        **NeuralFitMixin._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": [
-            "array-like",
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "activation": [StrOptions(set(ACTIVATION_NAMES))],
         "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
         "beta": [Interval(Real, 0, None, closed="left")],
         "conditional": ["boolean"],
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [
-            StrOptions({"auto"}),
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "warm_start": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "device": [str],
     }
 
     _divergence_advice = (
@@ -474,26 +455,18 @@ class VAETransformer(
                 "use likelihood='gaussian' (or 'auto', which picks it for such data)."
             )
 
-    def _like(self, value, X):
-        """A fitted array in the namespace and on the device of X."""
-        if is_torch_array(X):
-            return self._torch().core.asarray(value, None, X.device)
-        return to_numpy(value)
-
-    def _scaled(self, X):
-        """Data in the model's units: (X - centre) / scale."""
+    def _scaled(self, X, inverse=False):
+        """Data in the model's units, (X - centre) / scale; with ``inverse``, rows
+        in the model's units back in input units. In the namespace of X."""
         if self.likelihood_ == "bernoulli":
             return X
         xp = array_namespace(X)
-        scaled = (X - self._like(self._x_offset, X)) / self._x_scale
-        return xp.astype(scaled, X.dtype, copy=False)
-
-    def _unscaled(self, X):
-        if self.likelihood_ == "bernoulli":
-            return X
-        xp = array_namespace(X)
-        unscaled = X * self._x_scale + self._like(self._x_offset, X)
-        return xp.astype(unscaled, X.dtype, copy=False)
+        if is_torch_array(X):  # the fitted centre on the device of X
+            offset = self._torch().core.asarray(self._x_offset, None, X.device)
+        else:
+            offset = to_numpy(self._x_offset)
+        out = X * self._x_scale + offset if inverse else (X - offset) / self._x_scale
+        return xp.astype(out, X.dtype, copy=False)
 
     @property
     def _log_jacobian(self):
@@ -697,7 +670,7 @@ class VAETransformer(
         def fn(be, net, z, y):
             return be.vae.generate(net, z, y, return_mean, generator, prior)
 
-        return self._unscaled(self._predict_tensor((Z, labels), fn))
+        return self._scaled(self._predict_tensor((Z, labels), fn), inverse=True)
 
     @array_api_boundary
     def score_samples(self, X, n_importance_samples=None):

@@ -244,7 +244,7 @@ def test_gaussian_score_is_in_input_units():
 
 def test_activation_names_match_the_registry():
     from skebm._backends.torch.nn import ACTIVATIONS
-    from skebm._vae import ACTIVATION_NAMES
+    from skebm._neural import ACTIVATION_NAMES
 
     assert set(ACTIVATIONS) == set(ACTIVATION_NAMES)
 

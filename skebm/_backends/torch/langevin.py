@@ -15,17 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from skebm._backends.torch.core import torch_dtype
-from skebm._backends.torch.nn import mlp
 
 #: the internal sampling range: data are mapped to [LOW, HIGH] per feature
 LOW, HIGH = -1.0, 1.0
-
-
-def default_network(
-    n_features: int, n_classes: int, hidden: tuple[int, ...], activation: str
-) -> Callable[[], nn.Module]:
-    """Factory of the default MLP: n_features -> hidden ... -> n_classes logits."""
-    return lambda: mlp(n_features, hidden, n_classes, activation)
 
 
 def energy(logits: torch.Tensor) -> torch.Tensor:
@@ -54,11 +46,6 @@ def from_internal(
     return torch.where(kept, z / span + center, center).to(torch_dtype(dtype))
 
 
-def log_proba(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log softmax(logits / T) per row."""
-    return torch.log_softmax(logits / temperature, dim=1)
-
-
 def bounded_log_density(
     net: nn.Module, x: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, dtype
 ) -> torch.Tensor:
@@ -76,9 +63,11 @@ def bounded_log_density(
     return torch.logsumexp(logits, dim=1) - penalty
 
 
-def uniform(shape, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Uniform noise on [LOW, HIGH]: the sampler's initial and re-initial state."""
-    u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+def uniform(shape, dtype, device, generator: torch.Generator) -> torch.Tensor:
+    """Uniform noise on [LOW, HIGH] of ``dtype`` (NumPy's or torch's) on ``device``:
+    the sampler's initial and re-initial state."""
+    dtype = torch_dtype(dtype)
+    u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
     return LOW + (HIGH - LOW) * u
 
 
@@ -132,7 +121,7 @@ def sample_buffer(
     idx = perm.repeat(-(-n // size))[:n]
     starts = buffer[idx]
     fresh = torch.rand(n, generator=generator, device=buffer.device) < reinit_freq
-    noise = uniform(starts.shape, starts, generator)
+    noise = uniform(starts.shape, starts.dtype, starts.device, generator)
     return torch.where(fresh[:, None], noise, starts), idx
 
 

@@ -107,14 +107,13 @@ class _NeuralTrainer(Trainer):
         be.nn.set_learning_rate(self.optim, learning_rate)
         with be.nn.seeded(self.seed, self.device):  # dropout: reproducible
             self.seed = (self.seed + 1) % _SEED_MAX
-            loss, _ = be.nn.train_epoch(
+            return be.nn.train_epoch(
                 self.net,
                 self.optim,
                 be.nn.batches((self.Xt, self.yt), self.batch_size, order),
                 self.loss_fn,
                 alpha=est.alpha,
             )
-        return loss
 
     def divergence(self, loss):
         # the estimator's reason first: it resets its per-epoch statistics

@@ -85,15 +85,15 @@ def train_epoch(
     batches: Iterable[tuple],
     loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]],
     alpha: float = 0.0,
-) -> tuple[float, int]:
+) -> float:
     """One pass over ``batches``: loss, backward, optimiser step per batch.
 
     ``loss_fn(*batch)`` returns ``(loss, monitor)``: the scalar to minimise and a
     detached scalar to report (e.g. the cross-entropy or the negative ELBO).
     ``alpha`` adds ``alpha * l2_penalty / batch_size`` as MLPClassifier does.
     Returns the sample-weighted mean of ``monitor`` (NaN if any batch went
-    non-finite) and the number of samples seen; the mean is read once per epoch
-    so the loop never waits on the device.
+    non-finite, or if there was no batch); the mean is read once per epoch so
+    the loop never waits on the device.
     """
     module.train()
     total = None
@@ -111,8 +111,8 @@ def train_epoch(
         n_seen += n
     module.eval()
     if total is None:
-        return float("nan"), 0
-    return float(total) / n_seen, n_seen
+        return float("nan")
+    return float(total) / n_seen
 
 
 def batches(

@@ -88,9 +88,7 @@ class VAE(nn.Module):
             return None
         # a soft floor: unlike clamp, its gradient never vanishes, so a parameter
         # pushed below the floor can come back (e.g. in a later partial_fit)
-        return MIN_LOG_NOISE_VAR + torch.nn.functional.softplus(
-            self.log_noise_var - MIN_LOG_NOISE_VAR
-        )
+        return MIN_LOG_NOISE_VAR + F.softplus(self.log_noise_var - MIN_LOG_NOISE_VAR)
 
 
 # -- one equation each -----------------------------------------------------------------

@@ -615,8 +615,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         """f(x) of validated rows (NumPy or a tensor) in the input scale, a tensor on
         the numerics' device; a ValueError naming the cause when the network's
         output overflows."""
-        be = self._torch()
-        center, scale = self._affine(be, self._device(be))
+        be, device = self._torch_device()
+        center, scale = self._affine(be, device)
 
         def logits(be, net, x):
             return net(be.langevin.to_internal(x, center, scale, self._dtype))
@@ -747,8 +747,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         (3,)
         """
         X = self._check_X(X)
-        be = self._torch()
-        center, scale = self._affine(be, self._device(be))
+        be, device = self._torch_device()
+        center, scale = self._affine(be, device)
 
         def log_density(be, net, x):
             return be.langevin.bounded_log_density(net, x, center, scale, self._dtype)
@@ -857,8 +857,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
             self.random_state_ if random_state is None else random_state
         )
         seed = rs.randint(_SEED_MAX)
-        be = self._torch()
-        device = self._device(be)
+        be, device = self._torch_device()
         net = self._module(be, device)
         gen = be.core.make_rng(seed, device)
         shape = (n_samples, self.n_features_in_)

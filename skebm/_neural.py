@@ -262,12 +262,13 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     @property
     def _net(self):
         """The fitted module on the estimator's device (for inspection)."""
-        be = self._torch()
-        return self._module(be, self._device(be))
+        return self._module(*self._torch_device())
 
-    def _device(self, be):
-        """The device the numerics run on (the input's, for tensors under dispatch)."""
-        return be.core.resolve_device(self.device)
+    def _torch_device(self):
+        """The torch backend and the device the numerics run on (the input's, for
+        tensors under dispatch)."""
+        be = self._torch()
+        return be, be.core.resolve_device(self.device)
 
     def _answer(self, out, like):
         """``out`` (a tensor) in the namespace of ``like``: the tensor itself when
@@ -298,8 +299,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         Blocks are cast to ``dtype`` (None: the model's). NumPy rows move to the
         device one block at a time; the rows of a tensor stay where they are.
         """
-        be = self._torch()
-        device = self._device(be)
+        be, device = self._torch_device()
         net = self._module(be, device)
         dtype = self._dtype if dtype is None else dtype
         arrays = X if isinstance(X, tuple) else (X,)
@@ -327,8 +327,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
 
     def _train(self, X, y=None, *, incremental, classes=None):
         """One fit or partial_fit; True when the user interrupted it."""
-        be = self._torch()
-        device = self._device(be)
+        be, device = self._torch_device()
         first = not hasattr(self, "n_iter_") or not (incremental or self.warm_start)
         data = X, y  # for the callbacks: the validated X is scaled, y encoded
         X, y = self._validate_fit_data(X, y, reset=first, classes=classes)

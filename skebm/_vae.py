@@ -552,8 +552,7 @@ class VAETransformer(
         ``codes`` (class indices) give log p(x | y); None marginalises y. Each row
         gets its own k draws, a function of its values and the fit's seed only.
         """
-        be = self._torch()
-        device = self._device(be)
+        be, device = self._torch_device()
         log_prior = None
         if self.conditional:
             # classes absent from the first fit have prior 0: log 0 = -inf is meant
@@ -659,8 +658,7 @@ class VAETransformer(
         return check_finite_output(out, self, "inverse_transform", Z)
 
     def _decode(self, Z, y, *, return_mean, seed):
-        be = self._torch()
-        device = self._device(be)
+        be, device = self._torch_device()
         labels = self._labels(y, Z.shape[0], "inverse_transform or sample")
         prior = None
         if self.conditional:

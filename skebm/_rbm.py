@@ -30,6 +30,7 @@ from skebm.base import (
     BackendMixin,
     EnergyMixin,
     IterativeFitMixin,
+    block_rows,
 )
 from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary, origin
 from skebm.utils._docstring import substitute_docstring
@@ -418,21 +419,19 @@ class RBM(
         "device": [str],
     }
 
-    _state_names = {
+    _param_names = {
         "W": "components_",
         "b": "intercept_visible_",
         "c": "intercept_hidden_",
+    }
+    _state_names = {
+        **_param_names,
         "chains": "h_samples_",
         "vW": "_velocity_W",
         "vb": "_velocity_b",
         "vc": "_velocity_c",
         "mu": "_offset_visible",
         "lam": "_offset_hidden",
-    }
-    _param_names = {
-        "W": "components_",
-        "b": "intercept_visible_",
-        "c": "intercept_hidden_",
     }
 
     def __init__(
@@ -671,15 +670,13 @@ class RBM(
         params = self._load_state(backend, device, self._param_names, self._dtype)
         return backend, device, params
 
-    def _block_rows(self):
-        """Rows per inference block: about ``_BLOCK_BYTES`` of temporaries."""
-        row_bytes = 3 * self._dtype.itemsize * sum(self.components_.shape)
-        return max(1, _BLOCK_BYTES // row_bytes)
-
     def _map(self, X, fn, method, *row_args):
         """Apply fn(backend.rbm, params, block, *row_arg_blocks) to X in row blocks
-        bounded in bytes; NumPy out, finite or a ValueError naming the cause."""
+        of about ``_BLOCK_BYTES`` of temporaries; NumPy out, finite or a ValueError
+        naming the cause."""
         backend, device, p = self._params()
+        width = 3 * sum(self.components_.shape)
+        rows = block_rows(width, self._dtype.itemsize, _BLOCK_BYTES)
         with np.errstate(over="ignore", invalid="ignore"):
             out = self._map_rows(
                 backend,
@@ -688,7 +685,7 @@ class RBM(
                 lambda block, *args: fn(backend.rbm, p, block, *args),
                 self._dtype,
                 *row_args,
-                batch_rows=self._block_rows(),
+                batch_rows=rows,
             )
         return self._finite(out, X, method)
 
@@ -1054,12 +1051,12 @@ class RBM(
 
     # -- sampling --------------------------------------------------------------------
 
-    def _backend_rng(self, random_state=None):
-        backend, device, p = self._params()
+    def _rng(self, backend, device, random_state=None):
+        """A backend generator seeded from ``random_state`` (None: ``random_state_``)."""
         rs = check_random_state(
             self.random_state_ if random_state is None else random_state
         )
-        return backend, device, p, backend.core.make_rng(rs.randint(_SEED_MAX), device)
+        return backend.core.make_rng(rs.randint(_SEED_MAX), device)
 
     @array_api_boundary
     def gibbs(self, v):
@@ -1085,7 +1082,7 @@ class RBM(
         (4, 3)
         """
         v = self._check_X(v)
-        rng = self._backend_rng()[3]
+        rng = self._rng(*self._get_backend())
         return self._map(
             v,
             lambda ops, p, block: ops.gibbs_step(
@@ -1158,7 +1155,8 @@ default="random"
                 raise ValueError(
                     f"init has {v0.shape[0]} rows but n_samples={n_samples}."
                 )
-        backend, device, p, rng = self._backend_rng(random_state)
+        backend, device, p = self._params()
+        rng = self._rng(backend, device, random_state)
         W, b, c = p["W"], p["b"], p["c"]
         with np.errstate(over="ignore", invalid="ignore"), backend.core.thread_limit():
             if v0 is not None:

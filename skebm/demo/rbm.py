@@ -19,7 +19,6 @@ def run(out_dir, random_state=0, backend="numpy"):
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.2, random_state=random_state
     )
-    rows = []
 
     # 1. features for a classifier, the RBM's settings chosen by grid search
     pipe = Pipeline(
@@ -46,7 +45,7 @@ def run(out_dir, random_state=0, backend="numpy"):
         fit_time = time.perf_counter() - tic
         raw = LogisticRegression(C=100, max_iter=300).fit(X_train, y_train)
     features = "RBM(100) + LogisticRegression"
-    rows += [
+    rows = [
         (features, "test accuracy", f"{search.score(X_test, y_test):.3f}"),
         (
             "raw pixels + LogisticRegression",

@@ -7,6 +7,7 @@ one assignment. The iterative fits run :func:`run_epochs` over a small
 never imports torch.
 """
 
+import contextlib
 import copy
 import functools
 import threading
@@ -88,44 +89,29 @@ def keep(estimator, key, value):
 class Trainer:
     """The training state of one fit call, and one epoch over it.
 
-    An estimator's ``_trainer(...)`` returns one; :func:`run_epochs` drives it.
-    ``snapshot`` returns copies that later training never changes, and
-    ``restore`` copies a snapshot back in, so one snapshot can be restored twice.
+    Each training loop builds one (``skebm.base._StateTrainer``,
+    ``skebm._neural._NeuralTrainer``); :func:`run_epochs` drives it through:
+
+    * ``snapshot()`` - copies of everything an epoch changes, which later training
+      never changes;
+    * ``restore(snap)`` - copy ``snap`` back into the training state (so one
+      snapshot can be restored twice);
+    * ``run_epoch(order, learning_rate)`` - one pass over the rows in ``order``
+      (None: as given); the mean objective;
+    * ``divergence(objective)`` - a reason (str) when the epoch blew up, else None;
+    * ``end_epoch(objective)`` - after a completed epoch: True to stop (convergence,
+      early stopping); never, unless overridden;
+    * ``monitor()`` - ``(name, value)`` for the progress line, or None;
+    * ``model_state(snap, n_epochs)`` - the fitted attributes of ``snap``,
+      ``n_epochs`` epochs into the call (callbacks build a model from them);
+    * ``commit(snap, n_epochs, objectives)`` - write ``snap``, the state after the
+      last completed epoch, into the estimator, with the number of epochs it took
+      and their objectives.
     """
-
-    def snapshot(self):
-        """Copies of everything an epoch changes."""
-        raise NotImplementedError
-
-    def restore(self, snap):
-        """Copy ``snap`` back into the training state."""
-        raise NotImplementedError
-
-    def run_epoch(self, order, learning_rate):
-        """One pass over the rows in ``order`` (None: as given); the mean objective."""
-        raise NotImplementedError
-
-    def divergence(self, objective):
-        """A reason (str) when the epoch blew up, else None."""
-        return None if np.isfinite(objective) else "the objective became non-finite"
 
     def end_epoch(self, objective):
         """After a completed epoch: True to stop (convergence, early stopping)."""
         return False
-
-    def monitor(self):
-        """``(name, value)`` for the progress line."""
-        return None
-
-    def model_state(self, snap, n_epochs):
-        """The fitted attributes of ``snap``, ``n_epochs`` epochs into the call
-        (callbacks build a model from them)."""
-        return {}
-
-    def commit(self, snap, n_epochs, objectives):
-        """Write ``snap``, the state after the last completed epoch, into the
-        estimator, with the number of epochs it took and their objectives."""
-        raise NotImplementedError
 
 
 #: while set (thread-local), an interrupt always propagates: for fits run inside
@@ -144,52 +130,34 @@ class nested_fit:
         _NESTED.active = self._previous
 
 
-class skip_on_interrupt:
+@contextlib.contextmanager
+def skip_on_interrupt(estimator, step, keeps):
     """Context manager for an optional last step of a fit (a calibration): Ctrl-C
     inside it ends the step with a warning and keeps what the step would replace,
     and the fit returns normally with the model trained so far."""
-
-    def __init__(self, estimator, step, keeps):
-        self.estimator, self.step, self.keeps = estimator, step, keeps
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None or not issubclass(exc_type, KeyboardInterrupt):
-            return False
+    try:
+        yield
+    except KeyboardInterrupt:
+        # stacklevel: this generator, contextlib's __exit__, the fit, its caller
         warnings.warn(
-            f"{type(self.estimator).__name__}: {self.step} interrupted by the user; "
-            f"the model is trained and keeps {self.keeps}.",
+            f"{type(estimator).__name__}: {step} interrupted by the user; "
+            f"the model is trained and keeps {keeps}.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-        return True
 
 
-class Progress:
-    """The verbose line: ``[Name] epoch i/N, objective, elapsed, time left``."""
-
-    def __init__(self, estimator, n_epochs, label=None):
-        label = label or getattr(estimator, "_progress_label", None)
-        self.name = type(estimator).__name__ + (f" {label}" if label else "")
-        self.verbose = estimator.verbose
-        self.n_epochs = n_epochs
-        self.start = time.perf_counter()
-
-    def epoch(self, done, total_done, monitor):
-        """Print the line; ``monitor()`` gives ``(name, value)`` or None."""
-        if not self.verbose:
-            return
-        monitor = monitor()
-        elapsed = time.perf_counter() - self.start
-        left = elapsed / done * (self.n_epochs - done)
-        value = "" if monitor is None else f", {monitor[0]} = {monitor[1]:.4f}"
-        print(
-            f"[{self.name}] epoch {done}/{self.n_epochs} (total {total_done})"
-            f"{value}, elapsed {elapsed:.1f}s, left ~{left:.1f}s",
-            flush=True,
-        )
+def _print_progress(name, start, done, n_epochs, n_before, monitor):
+    """The verbose line: ``[Name] epoch i/N (total n_before + i), objective, elapsed,
+    time left``; ``monitor`` is ``(name, value)`` or None."""
+    elapsed = time.perf_counter() - start
+    left = elapsed / done * (n_epochs - done)
+    value = "" if monitor is None else f", {monitor[0]} = {monitor[1]:.4f}"
+    print(
+        f"[{name}] epoch {done}/{n_epochs} (total {n_before + done})"
+        f"{value}, elapsed {elapsed:.1f}s, left ~{left:.1f}s",
+        flush=True,
+    )
 
 
 def run_epochs(
@@ -221,7 +189,9 @@ def run_epochs(
     interrupt); whether an interrupt stopped it.
     """
     order_rng = np.random.default_rng(seed)
-    progress = Progress(estimator, n_epochs, label)
+    label = label or getattr(estimator, "_progress_label", None)
+    name = type(estimator).__name__ + (f" {label}" if label else "")
+    start = time.perf_counter()
     n_before = getattr(estimator, "n_iter_", 0)
     # (state after the last completed epoch, epochs completed, their objectives):
     # replaced in one assignment, so an interrupt never sees half of it
@@ -256,7 +226,10 @@ def run_epochs(
                 continue
             stop = trainer.end_epoch(objective)
             good = (trainer.snapshot(), good[1] + 1, good[2] + (objective,))
-            progress.epoch(good[1], n_before + good[1], trainer.monitor)
+            if estimator.verbose:
+                _print_progress(
+                    name, start, good[1], n_epochs, n_before, trainer.monitor()
+                )
             if tasks.end_epoch(functools.partial(trainer.model_state, *good[:2])):
                 stop = True  # a callback asked to stop
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from skebm.base import (
     BackendMixin,
     EnergyMixin,
     IterativeFitMixin,
+    block_rows,
 )
 from skebm.utils._array_api import ARRAY_API_SUPPORT, array_api_boundary, origin
 from skebm.utils._docstring import substitute_docstring
@@ -102,6 +103,14 @@ def _user_stacklevel():
     return level
 
 
+def _warn_gaussian(message):
+    """Warn, at the user's line, that X is far from the unit scale of Gaussian
+    visible units: ``message`` says how, the advice follows."""
+    warnings.warn(
+        message + _GAUSSIAN_ADVICE, UserWarning, stacklevel=_user_stacklevel()
+    )
+
+
 def _rescaled(X):
     """X divided by its largest magnitude m when squares of its entries could
     overflow (CSR stays CSR), and the divisor (1 otherwise, without a copy)."""
@@ -132,12 +141,9 @@ def _check_gaussian_scale(X):
     std = std[std > 1e-12 * max(m, 1.0)]
     low, high = _GAUSSIAN_STD_RANGE
     if std.size and (std.min() < low or std.max() > high):
-        warnings.warn(
+        _warn_gaussian(
             f"X has feature standard deviations in [{std.min():.3g}, "
             f"{std.max():.3g}] (constant features aside), far from 1. "
-            + _GAUSSIAN_ADVICE,
-            UserWarning,
-            stacklevel=_user_stacklevel(),
         )
 
 
@@ -156,12 +162,9 @@ def _check_gaussian_distance(X, means):
     total += Xs.shape[0] * float(means @ means)
     rms = m * np.sqrt(max(total, 0.0) / (X.shape[0] * X.shape[1]))
     if rms > _GAUSSIAN_STD_RANGE[1]:
-        warnings.warn(
+        _warn_gaussian(
             f"X lies at a root mean square distance of {rms:.3g} from the visible "
             f"means (intercept_visible_), far from the unit scale of the model. "
-            + _GAUSSIAN_ADVICE,
-            UserWarning,
-            stacklevel=_user_stacklevel(),
         )
 
 
@@ -418,21 +421,19 @@ class RBM(
         "device": [str],
     }
 
-    _state_names = {
+    _param_names = {
         "W": "components_",
         "b": "intercept_visible_",
         "c": "intercept_hidden_",
+    }
+    _state_names = {
+        **_param_names,
         "chains": "h_samples_",
         "vW": "_velocity_W",
         "vb": "_velocity_b",
         "vc": "_velocity_c",
         "mu": "_offset_visible",
         "lam": "_offset_hidden",
-    }
-    _param_names = {
-        "W": "components_",
-        "b": "intercept_visible_",
-        "c": "intercept_hidden_",
     }
 
     def __init__(
@@ -667,19 +668,19 @@ class RBM(
         return X
 
     def _params(self):
+        """The backend, the device and the model as keyword arguments of the
+        numerics (``W``, ``b``, ``c`` as backend arrays, and ``visible``)."""
         backend, device = self._get_backend()
         params = self._load_state(backend, device, self._param_names, self._dtype)
-        return backend, device, params
-
-    def _block_rows(self):
-        """Rows per inference block: about ``_BLOCK_BYTES`` of temporaries."""
-        row_bytes = 3 * self._dtype.itemsize * sum(self.components_.shape)
-        return max(1, _BLOCK_BYTES // row_bytes)
+        return backend, device, dict(params, visible=self.visible)
 
     def _map(self, X, fn, method, *row_args):
         """Apply fn(backend.rbm, params, block, *row_arg_blocks) to X in row blocks
-        bounded in bytes; NumPy out, finite or a ValueError naming the cause."""
+        of about ``_BLOCK_BYTES`` of temporaries; NumPy out, finite or a ValueError
+        naming the cause."""
         backend, device, p = self._params()
+        width = 3 * sum(self.components_.shape)
+        rows = block_rows(width, self._dtype.itemsize, _BLOCK_BYTES)
         with np.errstate(over="ignore", invalid="ignore"):
             out = self._map_rows(
                 backend,
@@ -688,7 +689,7 @@ class RBM(
                 lambda block, *args: fn(backend.rbm, p, block, *args),
                 self._dtype,
                 *row_args,
-                batch_rows=self._block_rows(),
+                batch_rows=rows,
             )
         return self._finite(out, X, method)
 
@@ -803,11 +804,7 @@ class RBM(
         return self._free_energy(self._check_X(X), "free_energy")
 
     def _free_energy(self, X, method):
-        return self._map(
-            X,
-            lambda ops, p, v: ops.free_energy(v, p["W"], p["b"], p["c"], self.visible),
-            method,
-        )
+        return self._map(X, lambda ops, p, v: ops.free_energy(v, **p), method)
 
     @array_api_boundary
     def energy(self, X):
@@ -890,7 +887,11 @@ class RBM(
             isinstance(max_states, Integral) and max_states >= 1
         ):
             raise ValueError(f"max_states must be an int >= 1, got {max_states!r}.")
-        n_units, layer = self._enumerated_layer()
+        # exact log Z sums over the smaller binary layer (the hidden one for
+        # Gaussian visible units)
+        n_units, layer = self.n_components, "hidden"
+        if self.visible == "bernoulli" and self.n_features_in_ < self.n_components:
+            n_units, layer = self.n_features_in_, "visible"
         if method == "auto":
             method = "exact" if n_units <= EXACT_MAX_UNITS else "ais"
         limit = EXACT_MAX_STATES if max_states is None else max_states
@@ -925,18 +926,10 @@ class RBM(
             log_z, std = cache[key]
         return (log_z, std) if return_std else log_z
 
-    def _enumerated_layer(self):
-        """Units and name of the layer that exact log Z sums over (the smaller
-        binary one; the hidden one for Gaussian visible units)."""
-        if self.visible == "bernoulli" and self.n_features_in_ < self.n_components:
-            return self.n_features_in_, "visible"
-        return self.n_components, "hidden"
-
     def _compute_log_partition(self, method, n_units, layer):
         """[log Z, standard error], finite or a ValueError; verbose lines say what
         runs and what it found."""
         backend, device, p = self._params()
-        args = (p["W"], p["b"], p["c"], self.visible)
         exact = method == "exact"
         how = (
             f"exact sum over 2**{n_units} states of the {layer} layer"
@@ -947,13 +940,13 @@ class RBM(
         start = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore"), backend.core.thread_limit():
             if exact:
-                log_z = backend.rbm.log_partition_exact(*args, chunk_bytes=_BLOCK_BYTES)
+                log_z = backend.rbm.log_partition_exact(**p, chunk_bytes=_BLOCK_BYTES)
                 std = 0.0
             else:
                 rng = backend.core.make_rng(self._ais_seed, device)
                 betas = _ais_betas(self.ais_n_betas)
                 log_z, log_w = backend.rbm.ais_log_partition(
-                    *args, betas, self.ais_n_chains, rng
+                    **p, betas=betas, n_chains=self.ais_n_chains, rng=rng
                 )
                 std = _ais_standard_error(backend.core.to_numpy(log_w))
         if not np.isfinite(log_z):
@@ -1045,21 +1038,19 @@ class RBM(
         cols = rng.randint(0, X.shape[1], X.shape[0])
         return self._map(
             X,
-            lambda ops, p, v, flip: ops.pseudo_likelihood(
-                v, flip, p["W"], p["b"], p["c"], self.visible
-            ),
+            lambda ops, p, v, flip: ops.pseudo_likelihood(v, flip, **p),
             "pseudo_likelihood",
             cols,
         )
 
     # -- sampling --------------------------------------------------------------------
 
-    def _backend_rng(self, random_state=None):
-        backend, device, p = self._params()
+    def _rng(self, backend, device, random_state=None):
+        """A backend generator seeded from ``random_state`` (None: ``random_state_``)."""
         rs = check_random_state(
             self.random_state_ if random_state is None else random_state
         )
-        return backend, device, p, backend.core.make_rng(rs.randint(_SEED_MAX), device)
+        return backend.core.make_rng(rs.randint(_SEED_MAX), device)
 
     @array_api_boundary
     def gibbs(self, v):
@@ -1085,13 +1076,9 @@ class RBM(
         (4, 3)
         """
         v = self._check_X(v)
-        rng = self._backend_rng()[3]
+        rng = self._rng(*self._get_backend())
         return self._map(
-            v,
-            lambda ops, p, block: ops.gibbs_step(
-                block, p["W"], p["b"], p["c"], self.visible, rng
-            ),
-            "gibbs",
+            v, lambda ops, p, block: ops.gibbs_step(block, **p, rng=rng), "gibbs"
         )
 
     @array_api_boundary
@@ -1158,18 +1145,18 @@ default="random"
                 raise ValueError(
                     f"init has {v0.shape[0]} rows but n_samples={n_samples}."
                 )
-        backend, device, p, rng = self._backend_rng(random_state)
-        W, b, c = p["W"], p["b"], p["c"]
+        backend, device, p = self._params()
+        rng = self._rng(backend, device, random_state)
         with np.errstate(over="ignore", invalid="ignore"), backend.core.thread_limit():
             if v0 is not None:
                 v = backend.core.asarray(v0, self._dtype, device)
             elif init == "random":
-                v = backend.rbm.base_sample(b, n_samples, self.visible, rng)
+                v = backend.rbm.base_sample(p["b"], n_samples, self.visible, rng)
             else:
                 idx = np.arange(n_samples) % self.h_samples_.shape[0]
                 h = backend.core.asarray(self.h_samples_[idx], self._dtype, device)
-                v = backend.rbm.sample_visibles(h, W, b, self.visible, rng)
-            v, v_mean = backend.rbm.gibbs_chain(v, W, b, c, self.visible, n_steps, rng)
+                v = backend.rbm.sample_visibles(h, p["W"], p["b"], self.visible, rng)
+            v, v_mean = backend.rbm.gibbs_chain(v, **p, n_steps=n_steps, rng=rng)
             out = backend.core.to_numpy(v_mean if return_mean else v)
         return self._finite(out, out if v0 is None else v0, "sample")
 

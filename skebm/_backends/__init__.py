@@ -20,12 +20,10 @@ BACKENDS = {
     "torch": "skebm._backends.torch",
 }
 
-_INSTALL_HINT = {
-    "torch": (
-        "The 'torch' backend needs PyTorch, which is not installed. Install it with "
-        "`pip install torch` (or `pip install skebm[torch]`), or use backend='numpy'."
-    ),
-}
+_TORCH_HINT = (
+    "The 'torch' backend needs PyTorch, which is not installed. Install it with "
+    "`pip install torch` (or `pip install skebm[torch]`), or use backend='numpy'."
+)
 
 
 def get_backend(name):
@@ -38,17 +36,15 @@ def get_backend(name):
     ValueError
         If ``name`` is not a known backend.
     """
-    try:
-        package = BACKENDS[name]
-    except KeyError:
+    if name not in BACKENDS:
         raise ValueError(
             f"Unknown backend {name!r}; expected one of {sorted(BACKENDS)}."
-        ) from None
+        )
     try:
-        return importlib.import_module(package)
+        return importlib.import_module(BACKENDS[name])
     except ImportError as exc:
-        if name in _INSTALL_HINT and exc.name in (name, None):
-            raise ImportError(_INSTALL_HINT[name]) from exc
+        if name == "torch" and exc.name in ("torch", None):
+            raise ImportError(_TORCH_HINT) from exc
         raise
 
 

@@ -15,6 +15,31 @@ import time
 SECTIONS = ("rbm", "hopfield", "langevin", "vae")
 
 
+def pyplot():
+    """matplotlib's pyplot on the Agg backend: the demo only writes files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def show_image(ax, image):
+    """Draw ``image`` (a digit's 64 pixels, or a picture) in [0, 1] black on white,
+    without axes."""
+    image = image.reshape(8, 8) if image.ndim == 1 else image
+    ax.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+    ax.set_axis_off()
+
+
+def save_figure(fig, path, what):
+    """Write ``fig`` to ``path``, close it and print where it went."""
+    fig.savefig(path, dpi=80)
+    pyplot().close(fig)
+    print(f"[demo] {what} figure written to {path}")
+
+
 def print_table(rows):
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     header = ("model", "metric", "value")

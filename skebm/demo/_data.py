@@ -11,12 +11,8 @@ def digits(nudge=False):
     if not nudge:
         return X, y
     images = X.reshape(-1, 8, 8)
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))  # zeros come in at the edge
     shifted = [images]
-    for axis, step in ((1, 1), (1, -1), (2, 1), (2, -1)):
-        moved = np.roll(images, step, axis=axis)
-        edge = 0 if step == 1 else -1
-        index = [slice(None)] * 3
-        index[axis] = edge
-        moved[tuple(index)] = 0.0  # zero padding instead of wrapping around
-        shifted.append(moved)
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):  # down, up, right, left
+        shifted.append(padded[:, 1 - dy : 9 - dy, 1 - dx : 9 - dx])
     return np.concatenate(shifted).reshape(-1, 64), np.tile(y, 5)

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 
 from skebm import HopfieldMemory
+from skebm.demo import pyplot, save_figure, show_image
 from skebm.demo._data import digits
 
 #: the memories compared: figure label -> HopfieldMemory parameters. The prototypes
@@ -48,6 +49,7 @@ def run(out_dir, random_state=0, backend="numpy"):
     protos = prototypes()
     probes, labels = corrupt(protos, 20, rng)
     rows, recalled = [], {}
+    metric = f"exact recall, {NOISE:.0%} pixels flipped"
     for label, params in RULES.items():
         memory = HopfieldMemory(**params, random_state=random_state, backend=backend)
         with warnings.catch_warnings():
@@ -58,40 +60,25 @@ def run(out_dir, random_state=0, backend="numpy"):
         out = memory.transform(probes)
         exact = np.mean((out == protos[labels]).all(axis=1))
         args = ", ".join(f"{k}={v!r}" for k, v in params.items())
-        rows.append(
-            (
-                f"HopfieldMemory({args})",
-                f"exact recall, {NOISE:.0%} pixels flipped",
-                f"{exact:.3f}",
-            )
-        )
+        rows.append((f"HopfieldMemory({args})", metric, f"{exact:.3f}"))
         recalled[label] = out
-    path = out_dir / "hopfield_recall.png"
-    _figure(protos, probes, labels, recalled, path)
-    print(f"[demo] Hopfield figure written to {path}")
+    _figure(protos, probes, labels, recalled, out_dir / "hopfield_recall.png")
     return rows
 
 
 def _figure(protos, probes, labels, recalled, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     first = [np.flatnonzero(labels == k)[0] for k in range(10)]
     columns = [("probe", probes[first])]
     columns += [(name, out[first]) for name, out in recalled.items()]
     columns.append(("original", protos))
-    fig, axes = plt.subplots(10, len(columns), figsize=(1.2 * len(columns), 11.5))
+    fig, axes = pyplot().subplots(10, len(columns), figsize=(1.2 * len(columns), 11.5))
     for j, (title, images) in enumerate(columns):
         axes[0, j].set_title(title.replace(", ", "\n").replace("-", "-\n"), fontsize=7)
         for i in range(10):
-            axes[i, j].imshow(images[i].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-            axes[i, j].set_axis_off()
+            show_image(axes[i, j], images[i])
     fig.suptitle(
         f"Recall of digit prototypes from probes with {NOISE:.0%} of the "
         "pixels flipped",
         fontsize=9,
     )
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, "Hopfield")

@@ -12,6 +12,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
 from skebm import LangevinEBMClassifier
+from skebm.demo import pyplot, save_figure, show_image
 from skebm.demo._data import digits
 from skebm.utils._metrics import expected_calibration_error
 
@@ -46,6 +47,11 @@ def run(out_dir, random_state=0, backend="numpy"):
         "uniform noise": rng.uniform(0, 1, X_test.shape),
         "inverted digits": 1 - X_test,
     }
+    # how each model tells in- from out-of-distribution rows (higher: in)
+    scores = {
+        "LangevinEBMClassifier": ("score_samples", jem.score_samples),
+        "MLPClassifier": ("max-softmax", lambda Z: mlp.predict_proba(Z).max(axis=1)),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for name, model in (("LangevinEBMClassifier", jem), ("MLPClassifier", mlp)):
@@ -59,38 +65,22 @@ def run(out_dir, random_state=0, backend="numpy"):
                 (name, "ECE (15 bins)", f"{ece:.4f}"),
                 (name, "fit time", f"{elapsed:.1f}s"),
             ]
+            label, score = scores[name]
             for what, X_out in outliers.items():
-                if name == "LangevinEBMClassifier":
-                    score, label = model.score_samples, "score_samples"
-                else:
-                    label = "max-softmax"
-
-                    def score(Z, model=model):
-                        return model.predict_proba(Z).max(axis=1)
-
                 auc = _auroc(score(X_test), score(X_out))
                 rows.append((name, f"OOD AUROC vs {what} ({label})", f"{auc:.3f}"))
 
-    path = out_dir / "langevin_class_conditional_samples.png"
-    _figure(jem, path, random_state)
-    print(f"[demo] LangevinEBMClassifier figure written to {path}")
+    _figure(jem, out_dir / "langevin_class_conditional_samples.png", random_state)
     return rows
 
 
 def _figure(pipe, path, random_state):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     model = pipe.named_steps["jem"]
     labels = np.repeat(model.classes_, 8)
     samples = model.sample(len(labels), y=labels, random_state=random_state)
     images = pipe.named_steps["drop_constant"].inverse_transform(samples)
-    fig, axes = plt.subplots(10, 8, figsize=(5, 6.5))
+    fig, axes = pyplot().subplots(10, 8, figsize=(5, 6.5))
     for ax, img in zip(axes.ravel(), images, strict=True):
-        ax.imshow(img.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_axis_off()
+        show_image(ax, img)
     fig.suptitle("LangevinEBMClassifier.sample(y=0..9): one row per class")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, "LangevinEBMClassifier")

@@ -10,6 +10,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 
 from skebm import RBM
+from skebm.demo import pyplot, save_figure, show_image
 from skebm.demo._data import digits
 
 
@@ -18,7 +19,6 @@ def run(out_dir, random_state=0, backend="numpy"):
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.2, random_state=random_state
     )
-    rows = []
 
     # 1. features for a classifier, the RBM's settings chosen by grid search
     pipe = Pipeline(
@@ -44,22 +44,15 @@ def run(out_dir, random_state=0, backend="numpy"):
         search.fit(X_train, y_train)
         fit_time = time.perf_counter() - tic
         raw = LogisticRegression(C=100, max_iter=300).fit(X_train, y_train)
-    rows += [
-        (
-            "RBM(100) + LogisticRegression",
-            "test accuracy",
-            f"{search.score(X_test, y_test):.3f}",
-        ),
+    features = "RBM(100) + LogisticRegression"
+    rows = [
+        (features, "test accuracy", f"{search.score(X_test, y_test):.3f}"),
         (
             "raw pixels + LogisticRegression",
             "test accuracy",
             f"{raw.score(X_test, y_test):.3f}",
         ),
-        (
-            "RBM(100) + LogisticRegression",
-            "grid search fit time",
-            f"{fit_time:.1f}s (4 fits + refit)",
-        ),
+        (features, "grid search fit time", f"{fit_time:.1f}s (4 fits + refit)"),
     ]
 
     # 2. a density model: 16 hidden units, exact log-likelihood, selected by score
@@ -80,59 +73,30 @@ def run(out_dir, random_state=0, backend="numpy"):
     tic = time.perf_counter()
     density.fit(B_train)
     rbm16 = density.best_estimator_
+    name = "RBM(16), binarised digits"
     rows += [
-        (
-            "RBM(16), binarised digits",
-            "test log-likelihood (exact)",
-            f"{rbm16.score(B_test):.2f} nats",
-        ),
-        (
-            "RBM(16), binarised digits",
-            "chosen learning_rate",
-            f"{density.best_params_['learning_rate']}",
-        ),
-        (
-            "RBM(16), binarised digits",
-            "grid search fit time",
-            f"{time.perf_counter() - tic:.1f}s",
-        ),
+        (name, "test log-likelihood (exact)", f"{rbm16.score(B_test):.2f} nats"),
+        (name, "chosen learning_rate", f"{density.best_params_['learning_rate']}"),
+        (name, "grid search fit time", f"{time.perf_counter() - tic:.1f}s"),
     ]
 
-    path = out_dir / "rbm_filters_and_samples.png"
-    _figure(search.best_estimator_.named_steps["rbm"], rbm16, path, random_state)
-    print(f"[demo] RBM figure written to {path}")
+    rbm100 = search.best_estimator_.named_steps["rbm"]
+    _figure(rbm100, rbm16, out_dir / "rbm_filters_and_samples.png", random_state)
     return rows
 
 
 def _figure(rbm_features, rbm_density, path, random_state):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Ten rows of ten filters (blue-white-red) then five samples (black on white)."""
     samples = rbm_density.sample(
         50, n_steps=1000, return_mean=True, random_state=random_state
     )
-    fig, axes = plt.subplots(10, 15, figsize=(11, 7.5))
-    for i, ax in enumerate(axes.ravel()):
-        col = i % 15
-        if col < 10:
-            img = rbm_features.components_[(i // 15) * 10 + col]
-            ax.imshow(
-                img.reshape(8, 8),
-                cmap="RdBu_r",
-                vmin=-np.abs(img).max(),
-                vmax=np.abs(img).max(),
-            )
-        else:
-            ax.imshow(
-                samples[(i // 15) * 5 + col - 10].reshape(8, 8),
-                cmap="gray_r",
-                vmin=0,
-                vmax=1,
-            )
+    fig, axes = pyplot().subplots(10, 15, figsize=(11, 7.5))
+    for ax, img in zip(axes[:, :10].ravel(), rbm_features.components_, strict=True):
+        bound = np.abs(img).max()
+        ax.imshow(img.reshape(8, 8), cmap="RdBu_r", vmin=-bound, vmax=bound)
         ax.set_axis_off()
+    for ax, img in zip(axes[:, 10:].ravel(), samples, strict=True):
+        show_image(ax, img)
     fig.text(0.33, 0.97, "filters: components_ of RBM(100)", ha="center")
     fig.text(0.83, 0.97, "samples: RBM(16).sample(n_steps=1000)", ha="center")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, "RBM")

@@ -11,6 +11,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 
 from skebm import VAETransformer
+from skebm.demo import pyplot, save_figure, show_image
 from skebm.demo._data import digits
 
 
@@ -37,18 +38,15 @@ def run(out_dir, random_state=0, backend="numpy"):
         pca = Pipeline(
             [("pca", PCA(8)), ("logistic", LogisticRegression(max_iter=5000))]
         ).fit(X_train, y_train)
+        features = "VAE(8) + LogisticRegression"
         rows += [
-            (
-                "VAE(8) + LogisticRegression",
-                "test accuracy",
-                f"{pipe.score(X_test, y_test):.3f}",
-            ),
+            (features, "test accuracy", f"{pipe.score(X_test, y_test):.3f}"),
             (
                 "PCA(8) + LogisticRegression",
                 "test accuracy",
                 f"{pca.score(X_test, y_test):.3f}",
             ),
-            ("VAE(8) + LogisticRegression", "fit time", f"{fit_time:.1f}s"),
+            (features, "fit time", f"{fit_time:.1f}s"),
         ]
 
         # 2. a 2-D VAE whose width is chosen by held-out log-likelihood (no labels)
@@ -59,19 +57,17 @@ def run(out_dir, random_state=0, backend="numpy"):
             cv=2,
         ).fit(X_train)
         vae = search.best_estimator_
+        name = "VAE(2), digits in [0, 1]"
+        sizes = search.best_params_["hidden_layer_sizes"]
         rows += [
             (
-                "VAE(2), digits in [0, 1]",
+                name,
                 "test log-likelihood (IWAE, k=100)",
                 f"{vae.score(X_test):.2f} nats",
             ),
+            (name, "chosen hidden_layer_sizes", f"{sizes}"),
             (
-                "VAE(2), digits in [0, 1]",
-                "chosen hidden_layer_sizes",
-                f"{search.best_params_['hidden_layer_sizes']}",
-            ),
-            (
-                "VAE(2), digits in [0, 1]",
+                name,
                 "grid search fit time",
                 f"{time.perf_counter() - tic:.1f}s (4 fits + refit)",
             ),
@@ -92,20 +88,14 @@ def run(out_dir, random_state=0, backend="numpy"):
         )
     )
 
-    path = out_dir / "vae_latent_and_samples.png"
-    _figure(vae, samples, X_test, y_test, path)
-    print(f"[demo] VAE figure written to {path}")
+    _figure(vae, samples, X_test, y_test, out_dir / "vae_latent_and_samples.png")
     return rows
 
 
 def _figure(vae, samples, X_test, y_test, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.stats import norm
 
-    fig = plt.figure(figsize=(20, 5))
+    fig = pyplot().figure(figsize=(20, 5))
     ax = fig.add_subplot(1, 4, 1)
     Z = vae.transform(X_test)
     points = ax.scatter(Z[:, 0], Z[:, 1], c=y_test, cmap="tab10", s=8)
@@ -117,8 +107,7 @@ def _figure(vae, samples, X_test, y_test, path):
     Z_grid = np.array([[a, b] for b in grid[::-1] for a in grid], dtype=np.float32)
     tiles = vae.inverse_transform(Z_grid).reshape(n, n, 8, 8)
     ax = fig.add_subplot(1, 4, 2)
-    ax.imshow(_mosaic(tiles), cmap="gray_r", vmin=0, vmax=1)
-    ax.set_axis_off()
+    show_image(ax, _mosaic(tiles))
     ax.set_title("inverse_transform over the latent plane")
 
     # interpolations between encoded test digits d -> d + 1, then model samples
@@ -132,29 +121,20 @@ def _figure(vae, samples, X_test, y_test, path):
     for seed in range(3):
         rows.append(vae.sample(n, return_mean=True, random_state=seed))
     ax = fig.add_subplot(1, 4, 3)
-    ax.imshow(
-        _mosaic(np.stack(rows).reshape(-1, n, 8, 8)), cmap="gray_r", vmin=0, vmax=1
-    )
-    ax.set_axis_off()
+    show_image(ax, _mosaic(np.stack(rows).reshape(-1, n, 8, 8)))
     ax.set_title("interpolations 0->1 ... 8->9; last 3 rows: sample()")
 
     ax = fig.add_subplot(1, 4, 4)
     by_column = samples.reshape(10, 10, 8, 8).transpose(1, 0, 2, 3)
-    ax.imshow(_mosaic(by_column), cmap="gray_r", vmin=0, vmax=1)
-    ax.set_axis_off()
+    show_image(ax, _mosaic(by_column))
     ax.set_title("conditional VAE: sample(y=0..9), one column per digit")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, "VAE")
 
 
 def _mosaic(tiles, pad=1):
     """(rows, cols, h, w) images -> one picture, with ``pad`` blank pixels between."""
     rows, cols, h, w = tiles.shape
-    out = np.zeros((rows * (h + pad) - pad, cols * (w + pad) - pad))
-    for r in range(rows):
-        for c in range(cols):
-            out[
-                r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w
-            ] = tiles[r, c]
-    return out
+    out = np.zeros((rows, h + pad, cols, w + pad))
+    out[:, :h, :, :w] = tiles.transpose(0, 2, 1, 3)  # (row, y, col, x)
+    return out.reshape(rows * (h + pad), cols * (w + pad))[:-pad, :-pad]

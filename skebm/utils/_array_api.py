@@ -76,11 +76,10 @@ def to_numpy(array):
         return array
     if is_torch_array(array):
         return array.detach().cpu().numpy()
-    name = array_namespace(array).__name__
-    if "array_api_strict" in name:
-        xp = array_namespace(array)
+    xp = array_namespace(array)
+    if "array_api_strict" in xp.__name__:
         return np.asarray(xp.asarray(array, device=xp.Device("CPU_DEVICE")))
-    if "cupy" in name:  # pragma: no cover
+    if "cupy" in xp.__name__:  # pragma: no cover
         return array.get()
     return np.from_dlpack(array)
 
@@ -124,7 +123,7 @@ def _convert_output(out, xp, device):
 
 def numpy_state(state):
     """``state`` (an estimator's ``__dict__``) with every array in NumPy, for pickles."""
-    return {k: to_numpy(v) if _foreign(v) else v for k, v in state.items()}
+    return {k: to_numpy(v) for k, v in state.items()}
 
 
 def _lock(estimator):
@@ -132,25 +131,18 @@ def _lock(estimator):
         return _LOCKS.setdefault(estimator, threading.RLock())
 
 
-def _target(args, attributes):
-    """(xp, device, first foreign array) the call answers in; xp None: NumPy out."""
-    arrays = [a for a in args if is_array_api_obj(a)]
-    if not get_config()["array_api_dispatch"]:
-        return None, None, None
-    first = arrays[0] if arrays else next(iter(attributes.values()), None)
-    if not _foreign(first):
-        return None, None, None
-    namespace_and_device = get_namespace_and_device(first)
-    xp, device = namespace_and_device[0], namespace_and_device[-1]
-    return xp, device, first
+def _namespace_and_device(array):
+    """(namespace, device) of an array of any namespace."""
+    namespace_and_device = get_namespace_and_device(array)
+    return namespace_and_device[0], namespace_and_device[-1]
 
 
 def _where(array):
     """(namespace name, device) of an array; NumPy and array-likes are on the CPU."""
     if not _foreign(array):
         return "numpy", "cpu"
-    namespace_and_device = get_namespace_and_device(array)
-    return namespace_and_device[0].__name__, str(namespace_and_device[-1])
+    xp, device = _namespace_and_device(array)
+    return xp.__name__, str(device)
 
 
 def _check_same_namespace(estimator, method, first):
@@ -174,12 +166,8 @@ def _check_same_namespace(estimator, method, first):
 def _run_on_torch(estimator, device):
     """Parameters that put the numerics on the torch backend on ``device``."""
     params = estimator.get_params(deep=False)
-    moved = {}
-    if "backend" in params:
-        moved["backend"] = "torch"
-    if "device" in params:
-        moved["device"] = str(device)
-    return moved
+    moved = {"backend": "torch", "device": str(device)}
+    return {key: value for key, value in moved.items() if key in params}
 
 
 def origin(estimator):
@@ -203,15 +191,6 @@ def _view(estimator, attributes, params):
     return view
 
 
-def _arguments(args, kwargs, keep):
-    """The call's arguments in NumPy, but for ``keep`` (an argument passed as is)."""
-
-    def convert(value):
-        return value if value is keep else to_numpy(value)
-
-    return [convert(a) for a in args], {k: convert(v) for k, v in kwargs.items()}
-
-
 def array_api_boundary(method=None, *, fits=False):
     """Decorate a public method: any array namespace in, the same namespace out.
 
@@ -231,13 +210,23 @@ def array_api_boundary(method=None, *, fits=False):
         values = [*args, *kwargs.values()]
         if not attributes and not (dispatch and any(_foreign(a) for a in values)):
             return method(self, *args, **kwargs)
-        xp, device, first = _target(values, attributes)
+        # the call answers in the namespace and on the device of its first array
+        # argument (of the fitted attributes without one); xp None: NumPy out
+        arrays = [a for a in values if is_array_api_obj(a)]
+        first = arrays[0] if arrays else next(iter(attributes.values()), None)
+        xp = device = None
+        if dispatch and _foreign(first):
+            xp, device = _namespace_and_device(first)
+        else:
+            first = None
         if dispatch and not fits:
-            arrays = [a for a in values if is_array_api_obj(a)]
             _check_same_namespace(self, method.__name__, next(iter(arrays), None))
         # torch-only estimators take tensors as they are, on their device
         native = is_torch_array(first) and getattr(self, "_takes_tensors", False)
-        args, kwargs = _arguments(args, kwargs, keep=first if native else None)
+        # the call's arguments in NumPy, but for a tensor passed as it is
+        keep = first if native else None
+        args = [a if a is keep else to_numpy(a) for a in args]
+        kwargs = {k: v if v is keep else to_numpy(v) for k, v in kwargs.items()}
         moved = _run_on_torch(self, device) if is_torch_array(first) else {}
         converted = {} if native else {k: to_numpy(v) for k, v in attributes.items()}
         if not fits:

@@ -232,20 +232,20 @@ class _StateTrainer(Trainer):
         self.n_average = min(estimator._n_average_epochs(), n_epochs)
         self.epoch = 0
 
-    def snapshot(self):
+    def _copy(self, snap):
+        """A copy of ``(state, mean, n_mean, epoch)`` that shares no array with it."""
         copy = self.core.copy
         return (
-            {k: copy(v) for k, v in self.state.items()},
-            {k: copy(v) for k, v in self.mean.items()},
-            self.n_mean,
-            self.epoch,
+            {k: copy(v) for k, v in snap[0].items()},
+            {k: copy(v) for k, v in snap[1].items()},
+            *snap[2:],
         )
 
+    def snapshot(self):
+        return self._copy((self.state, self.mean, self.n_mean, self.epoch))
+
     def restore(self, snap):
-        copy = self.core.copy
-        self.state = {k: copy(v) for k, v in snap[0].items()}
-        self.mean = {k: copy(v) for k, v in snap[1].items()}
-        self.n_mean, self.epoch = snap[2], snap[3]
+        self.state, self.mean, self.n_mean, self.epoch = self._copy(snap)
 
     def run_epoch(self, order, learning_rate):
         est, X = self.est, self.X

@@ -324,7 +324,6 @@ def pseudo_likelihood(v, cols, W, b, c, visible: str, xp=None):
     cols = xp.asarray(cols, device=device(v))
     flip = xp.arange(v.shape[1], device=device(v))[None, :] == cols[:, None]
     v_flip = xp.where(flip, 1.0 - v, v)
-    gap = free_energy(v_flip, W, b, c, visible, xp) - free_energy(
-        v, W, b, c, visible, xp
-    )
+    gap = free_energy(v_flip, W, b, c, visible, xp)
+    gap -= free_energy(v, W, b, c, visible, xp)
     return -v.shape[1] * _ops(xp).softplus(-gap)

@@ -96,8 +96,7 @@ def max_abs(a: torch.Tensor) -> float:
     return float(a.abs().max()) if a.numel() else 0.0
 
 
-def to_float(a) -> float:
-    return float(a)
+to_float = numpy_core.to_float  # float() reads a 0-d tensor as it reads an array
 
 
 def as_target(y: np.ndarray, device: str = "cpu") -> torch.Tensor:
@@ -150,10 +149,8 @@ def _thread_budget() -> int | None:
 def _in_joblib_worker_thread() -> bool:
     """True in a worker thread of a joblib ``Parallel`` call (the threading backend,
     or threads a loky worker starts): its siblings already use the other cores."""
-    if threading.current_thread() is threading.main_thread():
-        return False
     parallel = sys.modules.get("joblib.parallel")
-    if parallel is None:
+    if parallel is None or threading.current_thread() is threading.main_thread():
         return False
     backend, _ = parallel.get_active_backend()
     return getattr(backend, "nesting_level", 0) >= 1

@@ -343,15 +343,12 @@ class IterativeFitMixin(CallbackSupport):
     def _batches(self, X, backend, device, dtype, order):
         """Backend batches of ``batch_size`` rows of X, in the given row order."""
         n, size = X.shape[0], self.batch_size
-        if sp.issparse(X):
+        if sp.issparse(X):  # densified batch by batch
             for start in range(0, n, size):
-                rows = (
-                    slice(start, start + size)
-                    if order is None
-                    else order[start : start + size]
-                )
-                yield backend.core.asarray(X[rows], dtype, device)
+                rows = slice(start, start + size)
+                batch = X[rows] if order is None else X[order[rows]]
+                yield backend.core.asarray(batch, dtype, device)
             return
-        Xb = backend.core.asarray(X[order] if order is not None else X, dtype, device)
+        Xb = backend.core.asarray(X if order is None else X[order], dtype, device)
         for start in range(0, n, size):
             yield Xb[start : start + size]

@@ -85,18 +85,17 @@ class VersionedStateMixin:
 
     def __setstate__(self, state):
         state = dict(state)
-        current = {"skebm": _version.__version__, "scikit-learn": _sklearn_version}
-        for library, key in (
-            ("skebm", "_skebm_version"),
-            ("scikit-learn", "_sklearn_version"),
+        for library, key, current in (
+            ("skebm", "_skebm_version", _version.__version__),
+            ("scikit-learn", "_sklearn_version", _sklearn_version),
         ):
             original = state.pop(key, "unknown")
-            if original != current[library]:
+            if original != current:
                 warnings.warn(
                     InconsistentVersionWarning(
                         estimator_name=type(self).__name__,
                         library=library,
-                        current_version=current[library],
+                        current_version=current,
                         original_version=original,
                     ),
                     stacklevel=2,
@@ -168,48 +167,34 @@ class BackendMixin(VersionedStateMixin):
     def _map_rows(backend, device, X, fn, dtype, *row_args, batch_rows=4096):
         """Apply ``fn(block, *row_arg_blocks)`` to X in row blocks; NumPy out.
 
-        See :func:`map_blocks`; ``row_args`` are NumPy arrays with one entry per
-        row of X, sliced alongside it. Runs within the caller's thread budget.
+        ``fn`` takes a backend block of at most ``batch_rows`` rows of X and the
+        matching rows of ``row_args`` (NumPy arrays with one entry per row of X).
+        The output is allocated once, from the first block, and filled in place,
+        so nothing but the output and one block's temporaries is ever held; with
+        no rows, ``fn`` runs once on an empty block, which gives the output's
+        shape. Runs within the caller's thread budget.
         """
+        n = X.shape[0]
+        out = None
         with backend.core.thread_limit():
-            return map_blocks(
-                X,
-                lambda rows: backend.core.to_numpy(
+            for start in range(0, max(n, 1), batch_rows):
+                rows = slice(start, min(start + batch_rows, n))
+                block = backend.core.to_numpy(
                     fn(
                         backend.core.asarray(X[rows], dtype, device),
                         *(a[rows] for a in row_args),
                     )
-                ),
-                batch_rows,
-            )
+                )
+                if out is None:
+                    out = np.empty((n, *block.shape[1:]), dtype=block.dtype)
+                out[rows] = block
+        return out
 
 
-#: the temporaries of one inference block stay near this many bytes
-BLOCK_BYTES = 1 << 24
-
-
-def block_rows(width, itemsize, budget=BLOCK_BYTES):
-    """Rows per block so that ``width`` values per row take about ``budget`` bytes."""
+def block_rows(width, itemsize, budget=1 << 24):
+    """Rows per block so that ``width`` values per row take about ``budget`` bytes
+    (by default 16 MiB, the temporaries of one inference block)."""
     return max(1, int(budget // (max(int(width), 1) * itemsize)))
-
-
-def map_blocks(X, fn, batch_rows):
-    """``fn(rows)`` (a slice of rows -> a NumPy block) over X, into one array.
-
-    The output is allocated once, from the first block, and filled in place, so
-    nothing but the output and one block's temporaries is ever held.
-    """
-    n = X.shape[0]
-    out = None
-    for start in range(0, n, batch_rows):
-        rows = slice(start, min(start + batch_rows, n))
-        block = np.asarray(fn(rows))
-        if out is None:
-            out = np.empty((n, *block.shape[1:]), dtype=block.dtype)
-        out[rows] = block
-    if out is None:  # no rows: the shape of fn on an empty block
-        out = np.asarray(fn(slice(0, 0)))
-    return out
 
 
 class _StateTrainer(Trainer):
@@ -227,43 +212,40 @@ class _StateTrainer(Trainer):
         self.dtype = estimator._dtype
         seed = estimator.random_state_.randint(_SEED_MAX)
         self.rng = self.core.make_rng(seed, self.device)
+        start = {k: getattr(estimator, a) for k, a in estimator._state_names.items()}
+        # training resumes from the last update, not from the stored average
+        start.update(getattr(estimator, "_last_update", None) or {})
         # training works on copies: the fitted NumPy attributes are never written.
         # Column-major copies: the hidden field v W^T of a (n, V) batch and a (H, V)
         # W is then a plain GEMM of two row-major operands, much faster than the
         # transposed one at small batches
-        state = {
-            key: self.core.asarray(
-                np.array(getattr(estimator, attr), order="F"), self.dtype, self.device
-            )
-            for key, attr in estimator._state_names.items()
+        self.state = {
+            k: self.core.asarray(np.array(v, order="F"), self.dtype, self.device)
+            for k, v in start.items()
         }
-        # training resumes from the last update, not from the stored average
-        for k, v in (getattr(estimator, "_last_update", None) or {}).items():
-            state[k] = self.core.asarray(
-                np.array(v, order="F"), self.dtype, self.device
-            )
-        self.state = state
-        self.names = estimator._averaged_names
-        self.mean = {k: self.core.zeros_like(state[k]) for k in self.names}
+        self.mean = {
+            k: array_namespace(self.state[k]).zeros_like(self.state[k])
+            for k in estimator._averaged_names
+        }
         self.n_mean = 0
         self.n_epochs = n_epochs
         self.n_average = min(estimator._n_average_epochs(), n_epochs)
         self.epoch = 0
 
-    def snapshot(self):
+    def _copy(self, snap):
+        """A copy of ``(state, mean, n_mean, epoch)`` that shares no array with it."""
         copy = self.core.copy
         return (
-            {k: copy(v) for k, v in self.state.items()},
-            {k: copy(v) for k, v in self.mean.items()},
-            self.n_mean,
-            self.epoch,
+            {k: copy(v) for k, v in snap[0].items()},
+            {k: copy(v) for k, v in snap[1].items()},
+            *snap[2:],
         )
 
+    def snapshot(self):
+        return self._copy((self.state, self.mean, self.n_mean, self.epoch))
+
     def restore(self, snap):
-        copy = self.core.copy
-        self.state = {k: copy(v) for k, v in snap[0].items()}
-        self.mean = {k: copy(v) for k, v in snap[1].items()}
-        self.n_mean, self.epoch = snap[2], snap[3]
+        self.state, self.mean, self.n_mean, self.epoch = self._copy(snap)
 
     def run_epoch(self, order, learning_rate):
         est, X = self.est, self.X
@@ -281,8 +263,8 @@ class _StateTrainer(Trainer):
         return self.est._divergence(self.backend, self.state, objective)
 
     def _stored(self, snap):
-        state, mean, n_mean = snap[0], snap[1], snap[2]
-        return {**state, **mean} if n_mean else state
+        """The state of ``snap`` to store: the averages replace averaged keys."""
+        return {**snap[0], **snap[1]} if snap[2] else snap[0]
 
     def monitor(self):
         return self.est._monitor(self.backend, self._stored(self.snapshot()), self.X)
@@ -315,24 +297,22 @@ class IterativeFitMixin(CallbackSupport):
     * ``_validate_fit_input(X, reset)`` -> validated X,
     * ``_initialize(X)`` -> set fresh parameters (the reset),
     * ``_state_names`` -> {backend key: attribute name} of the trained state,
+    * ``_averaged_names`` -> the state keys whose stored values are averaged over
+      the last ``_n_average_epochs()`` epochs of a call (see :class:`_StateTrainer`),
     * ``_n_epochs()`` -> epochs that ``fit`` runs,
+    * ``_learning_rate()`` -> the learning rate each call starts from,
     * ``_dtype`` -> the floating dtype of the trained state,
+    * ``_step_work(X)`` -> multiply-adds of one training step (sizes torch's thread
+      pool) or None,
     * ``_train_batch(backend, state, batch, rng, learning_rate)`` -> one update,
     * ``_objective(backend, state, X)`` -> the epoch's objective (lower is better),
     * ``_divergence(backend, state, objective)`` -> a reason string or None,
-    * ``_monitor(backend, state, X)`` -> (name, value) for the verbose line,
+    * ``_divergence_advice`` -> what to change when training keeps diverging,
+    * ``_monitor(backend, state, X)`` -> (name, value) for the verbose line.
 
-    and may provide ``_averaged_names`` with ``_n_average_epochs()`` (see
-    :class:`_StateTrainer`).
+    Up to three diverging epochs of a call are rolled back; a fourth is an error
+    (:func:`skebm._engine.run_epochs`).
     """
-
-    #: state keys whose stored values are averaged over the last epochs
-    _averaged_names: tuple = ()
-
-    #: rollbacks allowed in one fit before it gives up with an error
-    _max_rollbacks = 3
-
-    _divergence_advice = "Lower the learning rate or scale the data."
 
     def _fit(self, X, *, reset):
         first = reset or not hasattr(self, "n_iter_")
@@ -356,32 +336,19 @@ class IterativeFitMixin(CallbackSupport):
                 learning_rate=float(self._learning_rate()),
                 tasks=tasks,
                 advice=self._divergence_advice,
-                max_rollbacks=self._max_rollbacks,
             )
         tasks.end_fit()
         return self
 
-    def _n_average_epochs(self):
-        """Number of final epochs of a call whose updates are averaged (0: none)."""
-        return 0
-
-    def _step_work(self, X):
-        """Multiply-adds of one training step (sizes torch's thread pool); None:
-        unknown."""
-        return None
-
     def _batches(self, X, backend, device, dtype, order):
         """Backend batches of ``batch_size`` rows of X, in the given row order."""
         n, size = X.shape[0], self.batch_size
-        if sp.issparse(X):
+        if sp.issparse(X):  # densified batch by batch
             for start in range(0, n, size):
-                rows = (
-                    slice(start, start + size)
-                    if order is None
-                    else order[start : start + size]
-                )
-                yield backend.core.asarray(X[rows], dtype, device)
+                rows = slice(start, start + size)
+                batch = X[rows] if order is None else X[order[rows]]
+                yield backend.core.asarray(batch, dtype, device)
             return
-        Xb = backend.core.asarray(X[order] if order is not None else X, dtype, device)
+        Xb = backend.core.asarray(X if order is None else X[order], dtype, device)
         for start in range(0, n, size):
             yield Xb[start : start + size]

@@ -196,7 +196,7 @@ def test_pcd_step_follows_exact_gradient(backend, centered):
     # burn the chains in with a long run at fixed parameters
     h0 = as_b((rng.random((n_chains, n_h)) < 0.5).astype(float))
     v = ops.rbm.negative_phase(h0, as_b(W), as_b(b), as_b(c), "bernoulli", 200, brng)
-    chains = ops.rbm.sample_bernoulli(ops.rbm.mean_hiddens(v, as_b(W), as_b(c)), brng)
+    chains = ops.primitives.bernoulli(ops.rbm.mean_hiddens(v, as_b(W), as_b(c)), brng)
     params = {
         "W": as_b(W),
         "b": as_b(b),

@@ -79,11 +79,6 @@ VISIBLE_UNITS = {"bernoulli": BernoulliUnits, "gaussian": GaussianUnits}
 # -- conditionals ----------------------------------------------------------------------
 
 
-def sample_bernoulli(p, rng, xp=None):
-    """h ~ Bernoulli(p), independently per entry."""
-    return _ops(xp or array_namespace(p)).bernoulli(p, rng)
-
-
 def mean_hiddens(v, W, c, xp=None):
     """P(h = 1 | v) = sigmoid(c + v W^T)."""
     x = v @ W.T
@@ -112,9 +107,7 @@ def free_energy(v, W, b, c, visible: str, xp=None):
 
 def gibbs_step(v, W, b, c, visible: str, rng, xp=None):
     """One Gibbs sweep v -> h ~ p(h|v) -> v' ~ p(v|h)."""
-    xp = xp or array_namespace(v)
-    h = _ops(xp).bernoulli(mean_hiddens(v, W, c, xp), rng)
-    return sample_visibles(h, W, b, visible, rng, xp)
+    return gibbs_chain(v, W, b, c, visible, 1, rng, xp)[0]
 
 
 def gibbs_chain(v, W, b, c, visible: str, n_steps: int, rng, xp=None):
@@ -144,23 +137,6 @@ def base_sample(b, n_samples: int, visible: str, rng, xp=None):
 # -- partition function ----------------------------------------------------------------
 
 
-def binary_states(n_units: int, start: int, stop: int, dtype, xp, device=None):
-    """Rows start..stop-1 of the 2**n_units binary configurations (bit j = unit j)."""
-    codes = xp.arange(start, stop, dtype=xp.int64, device=device)[:, None]
-    bits = xp.arange(n_units, dtype=xp.int64, device=device)
-    return xp.astype((codes >> bits) & 1, dtype)
-
-
-def exact_chunk_rows(
-    n_units: int, n_other: int, itemsize: int, chunk_bytes: int
-) -> int:
-    """States per chunk of an exact enumeration, so that its temporaries (the states,
-    their int64 codes, the field over the other layer and its softplus) stay within
-    about ``chunk_bytes`` whatever the width of either layer."""
-    row_bytes = 8 * 3 * n_units + itemsize * (n_units + 3 * n_other)
-    return max(1, min(chunk_bytes // row_bytes, 1 << n_units))
-
-
 def log_partition_exact(W, b, c, visible: str, chunk_bytes: int = 1 << 24) -> float:
     """log Z by summing over the smaller binary layer (hidden only for Gaussian units).
 
@@ -173,12 +149,19 @@ def log_partition_exact(W, b, c, visible: str, chunk_bytes: int = 1 << 24) -> fl
     over_visible = visible == "bernoulli" and n_visible < n_hidden
     n_units = n_visible if over_visible else n_hidden
     n_other = n_hidden + n_visible - n_units
+    # states per chunk: its temporaries (the states, their int64 codes, the field
+    # over the other layer and its softplus) stay within about chunk_bytes whatever
+    # the width of either layer
     itemsize = xp.finfo(W.dtype).bits // 8
-    step = exact_chunk_rows(n_units, n_other, itemsize, chunk_bytes)
+    row_bytes = 8 * 3 * n_units + itemsize * (n_units + 3 * n_other)
+    step = max(1, min(chunk_bytes // row_bytes, 1 << n_units))
+    bits = xp.arange(n_units, dtype=xp.int64, device=device(W))
     parts = []
     for start in range(0, 1 << n_units, step):
         stop = min(start + step, 1 << n_units)
-        s = binary_states(n_units, start, stop, W.dtype, xp, device(W))
+        # the binary states with codes start..stop-1 (bit j = unit j)
+        codes = xp.arange(start, stop, dtype=xp.int64, device=device(W))[:, None]
+        s = xp.astype((codes >> bits) & 1, W.dtype)
         if over_visible:
             terms = -free_energy(s, W, b, c, visible, xp)
         else:
@@ -341,7 +324,6 @@ def pseudo_likelihood(v, cols, W, b, c, visible: str, xp=None):
     cols = xp.asarray(cols, device=device(v))
     flip = xp.arange(v.shape[1], device=device(v))[None, :] == cols[:, None]
     v_flip = xp.where(flip, 1.0 - v, v)
-    gap = free_energy(v_flip, W, b, c, visible, xp) - free_energy(
-        v, W, b, c, visible, xp
-    )
+    gap = free_energy(v_flip, W, b, c, visible, xp)
+    gap -= free_energy(v, W, b, c, visible, xp)
     return -v.shape[1] * _ops(xp).softplus(-gap)

@@ -7,8 +7,6 @@ import contextlib
 import numpy as np
 import scipy.sparse as sp
 
-name = "numpy"
-
 
 def resolve_device(device: str) -> str:
     """NumPy runs on the CPU: accept "auto" and "cpu", reject CUDA devices."""
@@ -43,14 +41,6 @@ def copy(a: np.ndarray) -> np.ndarray:
 def max_abs(a: np.ndarray) -> float:
     """Largest absolute entry; NaN if any entry is NaN."""
     return float(np.abs(a).max()) if a.size else 0.0
-
-
-def zeros_like(a: np.ndarray) -> np.ndarray:
-    return np.zeros_like(a)
-
-
-def full(shape, value, like: np.ndarray) -> np.ndarray:
-    return np.full(shape, value, dtype=like.dtype)
 
 
 def to_float(a) -> float:

@@ -14,13 +14,10 @@ import sys
 import threading
 
 import numpy as np
-import scipy.sparse as sp
 import threadpoolctl
 import torch
 
 from skebm._backends.numpy import core as numpy_core
-
-name = "torch"
 
 _DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -38,16 +35,11 @@ def resolve_device(device: str) -> str:
             f"device={device!r} but no CUDA device is available; use device='auto' "
             "or 'cpu'."
         )
-    if dev.type == "mps" and _mps_available():  # the device of an input tensor
-        return str(dev)
-    if dev.type not in ("cpu", "cuda"):
+    # mps: the device of an input tensor (array API dispatch)
+    mps = dev.type == "mps" and torch.backends.mps.is_available()
+    if dev.type not in ("cpu", "cuda") and not mps:
         raise ValueError(f"device={device!r}: only 'cpu' and 'cuda[:N]' are supported.")
     return str(dev)
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return mps is not None and mps.is_available()
 
 
 def make_rng(seed: int, device: str = "cpu") -> torch.Generator:
@@ -69,15 +61,9 @@ def asarray(x, dtype=None, device: str = "cpu") -> torch.Tensor:
     A tensor passes through (moved or cast only where ``device`` or ``dtype`` say
     so); ``dtype=None`` keeps the dtype of ``x``.
     """
-    if sp.issparse(x):
-        x = x.toarray()
     if isinstance(x, torch.Tensor):
-        if dtype is None:
-            return x.to(device=device)
-        return x.to(device=device, dtype=torch_dtype(dtype))
-    if dtype is None:
-        dtype = np.asarray(x).dtype
-    x = np.asarray(x, dtype=dtype)
+        return x.to(device=device, dtype=None if dtype is None else torch_dtype(dtype))
+    x = numpy_core.asarray(x, dtype)  # densifies a sparse matrix
     if not x.flags.writeable or min(x.strides, default=0) < 0:
         x = x.copy()  # torch takes neither read-only nor negatively strided arrays
     return torch.as_tensor(x, device=device)
@@ -110,16 +96,7 @@ def max_abs(a: torch.Tensor) -> float:
     return float(a.abs().max()) if a.numel() else 0.0
 
 
-def zeros_like(a: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(a)
-
-
-def full(shape, value, like: torch.Tensor) -> torch.Tensor:
-    return torch.full(shape, value, dtype=like.dtype, device=like.device)
-
-
-def to_float(a) -> float:
-    return float(a)
+to_float = numpy_core.to_float  # float() reads a 0-d tensor as it reads an array
 
 
 def as_target(y: np.ndarray, device: str = "cpu") -> torch.Tensor:
@@ -172,19 +149,11 @@ def _thread_budget() -> int | None:
 def _in_joblib_worker_thread() -> bool:
     """True in a worker thread of a joblib ``Parallel`` call (the threading backend,
     or threads a loky worker starts): its siblings already use the other cores."""
-    if threading.current_thread() is threading.main_thread():
-        return False
     parallel = sys.modules.get("joblib.parallel")
-    if parallel is None:
+    if parallel is None or threading.current_thread() is threading.main_thread():
         return False
     backend, _ = parallel.get_active_backend()
     return getattr(backend, "nesting_level", 0) >= 1
-
-
-def _requested_threads() -> int | None:
-    """The count set by ``SKEBM_TORCH_THREADS``, or None when unset or invalid."""
-    value = os.environ.get(THREADS_ENV, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def network_work(module: torch.nn.Module, rows: int) -> float:
@@ -200,9 +169,9 @@ def threads_for(work: float | None, current: int) -> int:
     one per ``WORK_PER_THREAD`` multiply-adds of ``work`` (None: no size rule), and
     one inside a joblib worker thread. Never more than ``current`` unless requested.
     """
-    requested = _requested_threads()
-    if requested is not None:
-        return requested
+    requested = os.environ.get(THREADS_ENV, "").strip()
+    if requested.isdigit() and int(requested) > 0:  # ignored when invalid
+        return int(requested)
     n = current
     budget = _thread_budget()
     if budget is not None:

@@ -24,9 +24,8 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp_min(x, 0) + torch.log1p(torch.exp(-torch.abs(x)))
 
 
-def expit(x: torch.Tensor) -> torch.Tensor:
-    """1 / (1 + exp(-x))."""
-    return torch.sigmoid(x)
+#: torch has one logistic function (NumPy's sigmoid may round unlike its expit)
+expit = sigmoid
 
 
 def softmax(x: torch.Tensor) -> torch.Tensor:

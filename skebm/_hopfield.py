@@ -1,6 +1,7 @@
 """Hopfield associative memories: classical, dense and modern (continuous) rules."""
 
 import contextlib
+import functools
 import math
 import time
 import warnings
@@ -475,10 +476,11 @@ default="modern"
         rule, cfg = RULES[self.rule], self._config()
 
         def fn(backend, p, block):
-            s = _initial_states(backend, block, self.encoding_)  # recall works in place
-            out = rule.update_once(backend.hopfield, p, s, cfg)
+            # fresh arrays: recall works in place
+            probes = functools.partial(_initial_states, backend, block, self.encoding_)
+            out = rule.update_once(backend.hopfield, p, probes(), cfg)
             if out is None:
-                out = rule.recall(backend.hopfield, p, s, cfg, None)[0]
+                out = rule.recall(backend.hopfield, p, probes, cfg, None)[0]
             x, block = backend.core.to_numpy(out), backend.core.to_numpy(block)
             if cfg.real:
                 return (
@@ -581,9 +583,8 @@ default="modern"
 
         def fn(backend, p, block, dest=None):
             order_rng = np.random.default_rng(self._recall_seed)
-            dtype = rule.probe_dtype(backend.hopfield, p, cfg, block)
-            s = _initial_states(backend, block, self.encoding_, dtype)
-            recalled = rule.recall(backend.hopfield, p, s, cfg, order_rng, out=dest)
+            probes = functools.partial(_initial_states, backend, block, self.encoding_)
+            recalled = rule.recall(backend.hopfield, p, probes, cfg, order_rng, dest)
             out = dict(zip(names, recalled, strict=True))
             if cfg.real and not np.isfinite(backend.core.to_float(out["states"].sum())):
                 raise ValueError(

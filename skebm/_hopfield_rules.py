@@ -117,15 +117,12 @@ class _Modern(_Dense):
         return None  # retrieval is checked by the whole recall
 
     def recall(self, ops, p, probes, cfg, order_rng, out=None):
-        Xi, kw = p["Xi"], {"max_iter": cfg.max_iter, "tol": cfg.tol}
-        if cfg.real:
-            x, proba, n_iter, status = ops.modern_recall(probes(), Xi, cfg.beta, **kw)
-        else:  # binary probes in the backend's spin dtype make the first overlaps
-            # Xi s an exact product in the fastest arithmetic; a tie keeps s
-            s = probes(ops.overlap_dtype(Xi.shape[1], Xi))
-            x, proba, n_iter, status = ops.modern_recall_spins(
-                s, Xi, cfg.beta, tie=_MODERN_TIE, out=out, **kw
-            )
+        # binary probes in the backend's spin dtype make the first overlaps Xi s an
+        # exact product in the fastest arithmetic; a tie between memories keeps s
+        Xi, tie = p["Xi"], None if cfg.real else _MODERN_TIE
+        s = probes(None if cfg.real else ops.overlap_dtype(Xi.shape[1], Xi))
+        kw = {"max_iter": cfg.max_iter, "tol": cfg.tol, "tie": tie, "out": out}
+        x, proba, n_iter, status = ops.modern_recall(s, Xi, cfg.beta, **kw)
         return x, n_iter, status, proba
 
     def energy(self, ops, p, s, cfg):

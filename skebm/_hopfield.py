@@ -481,14 +481,13 @@ default="modern"
             out = rule.update_once(backend.hopfield, p, probes(), cfg)
             if out is None:
                 out = rule.recall(backend.hopfield, p, probes, cfg, None)[0]
-            x, block = backend.core.to_numpy(out), backend.core.to_numpy(block)
-            if cfg.real:
-                return (
-                    np.square(x - block, dtype=np.float64).sum(axis=1) > cfg.radius2,
-                )
-            return ((x != _to_states(block, self.encoding_)).any(axis=1),)
+            return (out,)
 
-        return int(self._map_blocks(self.memories_, fn, fitting=True)[0].sum())
+        x = self._map_blocks(self.memories_, fn, fitting=True)[0]
+        if cfg.real:
+            d2 = np.square(x - self.memories_, dtype=np.float64).sum(axis=1)
+            return int((d2 > cfg.radius2).sum())
+        return int((x != _to_states(self.memories_, self.encoding_)).any(axis=1).sum())
 
     def _resolve_encoding(self, X):
         if self.encoding == "real" and self.rule != "modern":
@@ -552,11 +551,9 @@ default="modern"
             _to_states(self.memories_, self.encoding_), dtype, device
         )
         outs = [np.empty(X.shape, dtype)] if states else []
-        with contextlib.ExitStack() as stack:
-            if not fitting:
-                stack.enter_context(backend.core.thread_limit())
-                # overflow of extreme inputs is detected on the outputs and named there
-                stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
+        limit = contextlib.nullcontext() if fitting else backend.core.thread_limit()
+        # overflow of extreme inputs is detected on the outputs and named there
+        with limit, np.errstate(over="ignore", invalid="ignore"):
             for start in range(0, X.shape[0], rows):
                 kw = {}
                 if states and device == "cpu":
@@ -567,7 +564,7 @@ default="modern"
                 for i, a in enumerate(fn(backend, p, block, **kw)):
                     if a is kw.get("dest"):
                         continue
-                    if not isinstance(a, np.ndarray):
+                    if not isinstance(a, np.ndarray):  # "memory" is NumPy already
                         a = backend.core.to_numpy(a)
                     if i == len(outs):
                         outs.append(np.empty((X.shape[0], *a.shape[1:]), a.dtype))

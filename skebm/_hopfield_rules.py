@@ -34,7 +34,8 @@ def _dense_capacity(n, degree):
 
 
 class _Pairwise:
-    """E(s) = -1/2 s^T W s: W (``weights_``) built by ``store(ops, state, Xi)``."""
+    """E(s) = -1/2 s^T W s: W (``weights_``) built by ``store(ops, state, Xi)``, which
+    returns the entries of the state that storing Xi changes."""
 
     def __init__(self, store, capacity, note, extra_state=None):
         self._store, self.capacity, self.note = store, capacity, note
@@ -42,8 +43,7 @@ class _Pairwise:
 
     def store(self, ops, state, Xi):
         """A new state with the rows of Xi stored; never writes into ``state``."""
-        state = dict(state)
-        self._store(ops, state, Xi)
+        state = {**state, **self._store(ops, state, Xi)}
         state["tol"] = ops.pairwise_tolerance(state["W"])  # ties of the gaps, once
         return state
 
@@ -150,33 +150,23 @@ class _Hebbian(_Pairwise):
         return (*ops.pairwise_recall(s, p["W"], p["tol"], factors=factors, **kw), None)
 
 
-def _store_hebbian(ops, state, Xi):
-    state["W"] = ops.hebbian_update(state["W"], Xi)
-
-
-def _store_storkey(ops, state, Xi):
-    state["W"] = ops.storkey_store(state["W"], Xi)
-
-
-def _store_projection(ops, state, Xi):
-    state["W"], state["d"] = ops.projection_update(state["W"], state["d"], Xi)
-
-
 RULES = {
     "hebbian": _Hebbian(
-        _store_hebbian,
+        lambda ops, state, Xi: {"W": ops.hebbian_update(state["W"], Xi)},
         lambda n, degree: 0.138 * n,
         "about 0.138 N = {cap:.1f} patterns, recalled with about 1.5% of their bits "
         "wrong (Amit, Gutfreund & Sompolinsky 1985); recalling every pattern without "
         "error needs P < N / (2 ln N) = {errfree:.1f}",
     ),
     "storkey": _Pairwise(
-        _store_storkey,
+        lambda ops, state, Xi: {"W": ops.storkey_store(state["W"], Xi)},
         lambda n, degree: n / math.sqrt(2 * math.log(n)) if n > 1 else 0.0,
         "about N / sqrt(2 ln N) = {cap:.1f} patterns (Storkey 1997)",
     ),
     "pseudoinverse": _Pairwise(
-        _store_projection,
+        lambda ops, state, Xi: dict(
+            zip("Wd", ops.projection_update(state["W"], state["d"], Xi), strict=True)
+        ),
         lambda n, degree: n / 2,
         "about N / 2 = {cap:.1f} patterns: up to N linearly independent patterns are "
         "fixed points, but without self-couplings their basins of attraction shrink "

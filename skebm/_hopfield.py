@@ -1,5 +1,7 @@
 """Hopfield associative memories: classical, dense and modern (continuous) rules."""
 
+import contextlib
+import functools
 import math
 import time
 import warnings
@@ -366,7 +368,7 @@ default="modern"
         return self._fit(X, reset=False)
 
     def _fit(self, X, *, reset):
-        # a transaction: the new state is built in locals and assigned at the end
+        # a transaction (see fit): an error puts every attribute set here back
         first = reset or not hasattr(self, "memories_")
         if not first and self.rule != self._fitted_rule:
             raise ValueError(
@@ -375,30 +377,32 @@ default="modern"
             )
         dtype = (np.float64, np.float32) if first else self.memories_.dtype
         X = validate_data(self, X, dtype=dtype, reset=first)
-        rule = RULES[self.rule]
+        rule, (n_rows, n) = RULES[self.rule], X.shape
         tic = time.perf_counter()
-        old = self._empty_state(X) if first else self._fitted_state(rule)
-        encoding, dtype = old["encoding_"], X.dtype
-        patterns = _as_patterns(X, encoding, self.rule)
-        new = dict(old, memories_=np.concatenate([old["memories_"], patterns]))
-        new["n_iter_"] = old["n_iter_"] + 1
-        self._check_settings(new)
-        if self.rule == "modern":
-            new["beta_"] = self._beta(new["memories_"], encoding)
-        backend, device = self._get_backend()
-        ops = backend.hopfield
-        state = {
-            key: backend.core.asarray(old[attr], dtype, device)
-            for key, attr in rule.state_names.items()
-        }
-        Xi = backend.core.asarray(_to_states(patterns, encoding), dtype, device)
-        with backend.core.thread_limit():
-            state = rule.store(ops, state, Xi)
+        if first:  # a memory that holds no pattern yet
+            random_state = check_random_state(self.random_state)
+            self.encoding_ = self._resolve_encoding(X)
+            self.random_state_ = random_state
+            self._recall_seed = int(random_state.randint(_SEED_MAX))
+            self._fitted_rule, self.n_iter_ = self.rule, 0
+            self.memories_ = np.empty((0, n), dtype=X.dtype)
+            self.capacity_ = float(rule.capacity(n, self.degree))
             for key, attr in rule.state_names.items():
-                new[attr] = backend.core.to_numpy(state[key])
-            new["n_unstable_"] = self._count_unstable(new, backend, device)
-        vars(self).update(new)  # one assignment: the call completes here
-        n_memories, n = self.memories_.shape
+                setattr(self, attr, np.zeros((n, n) if key == "W" else n, X.dtype))
+        patterns = _as_patterns(X, self.encoding_, self.rule)
+        self.memories_ = np.concatenate([self.memories_, patterns])
+        self.n_iter_ += 1
+        self._check_settings()
+        if self.rule == "modern":
+            self.beta_ = self._beta()
+        backend, device = self._get_backend()
+        state = self._load_state(backend, device, rule.state_names, X.dtype)
+        Xi = backend.core.asarray(_to_states(patterns, self.encoding_), X.dtype, device)
+        with backend.core.thread_limit():
+            state = rule.store(backend.hopfield, state, Xi)
+            self._store_state(backend, state, rule.state_names)
+            self.n_unstable_ = self._count_unstable()
+        n_memories = self.memories_.shape[0]
         if n_memories > self.capacity_:
             warnings.warn(
                 f"{n_memories} patterns stored in {n} units exceed the capacity of "
@@ -418,52 +422,32 @@ default="modern"
             )
         if self.verbose:
             print(
-                f"[{type(self).__name__}] stored {X.shape[0]} patterns with "
+                f"[{type(self).__name__}] stored {n_rows} patterns with "
                 f"rule={self.rule!r}: {n_memories} in memory ({self.n_unstable_} not "
                 f"recalled), capacity about {self.capacity_:.3g} for N = {n}, "
                 f"time = {time.perf_counter() - tic:.2f}s"
             )
         return self
 
-    def _empty_state(self, X):
-        """The fitted attributes of a memory that holds no pattern yet."""
-        n_features, dtype = X.shape[1], X.dtype
-        rule = RULES[self.rule]
-        random_state = check_random_state(self.random_state)
-        return {
-            "encoding_": self._resolve_encoding(X),
-            "random_state_": random_state,
-            "_recall_seed": int(random_state.randint(_SEED_MAX)),
-            "_fitted_rule": self.rule,
-            "memories_": np.empty((0, n_features), dtype=dtype),
-            "capacity_": float(rule.capacity(n_features, self.degree)),
-            "n_iter_": 0,
-            **rule.initial_state(n_features, lambda shape: np.zeros(shape, dtype)),
-        }
-
-    def _fitted_state(self, rule):
-        names = ["encoding_", "random_state_", "_recall_seed", "_fitted_rule"]
-        names += ["memories_", "capacity_", "n_iter_", *rule.state_names.values()]
-        return {name: getattr(self, name) for name in names}
-
-    def _check_settings(self, fitted):
+    def _check_settings(self):
         """Reject a degree whose interactions overflow: every energy and gap of
         "dense" is a sum of P terms of size up to N ((N + 2) / N)^degree."""
         if self.rule != "dense":
             return
-        n_memories, n = fitted["memories_"].shape
-        log_max = math.log(float(np.finfo(fitted["memories_"].dtype).max))
+        (n_memories, n), dtype = self.memories_.shape, self.memories_.dtype
+        log_max = math.log(float(np.finfo(dtype).max))
         log_term = math.log(n) + self.degree * math.log1p(2.0 / n)
         if log_term + math.log(4 * (n_memories + 2)) > log_max:
             raise ValueError(
-                f"degree={self.degree} overflows {fitted['memories_'].dtype} in the "
+                f"degree={self.degree} overflows {dtype} in the "
                 f"dense energy of {n} units (N ((N + 2) / N)^degree summed over "
                 f"{n_memories} patterns). Use a smaller degree, more units or float64."
             )
 
-    def _beta(self, memories, encoding):
+    def _beta(self):
         """beta_ of "modern", checked: beta times the largest overlap of two stored
         patterns must be finite, or every softmax would be NaN."""
+        memories, encoding = self.memories_, self.encoding_
         rms = _rms(memories, encoding)
         if self.beta is None:
             log_odds = math.log(memories.shape[0]) + math.log(_BETA_ODDS)
@@ -485,28 +469,25 @@ default="modern"
             )
         return beta
 
-    def _count_unstable(self, fitted, backend, device):
+    def _count_unstable(self):
         """Stored patterns that recall from a clean probe does not return: those
         that one update moves (binary rules: not fixed points), or whose whole
         recall ends elsewhere ("modern"). Runs inside the caller's thread limit."""
-        rule, cfg = RULES[self.rule], self._config(fitted)
-        p = self._params(backend, device, fitted)
-        memories = fitted["memories_"]
-        encoding = fitted["encoding_"]
+        rule, cfg = RULES[self.rule], self._config()
 
-        def fn(block, start):
-            s = backend.core.asarray(block, block.dtype, device)
-            s = _initial_states(backend, s, encoding)  # a copy: recall works in place
-            out = rule.update_once(backend.hopfield, p, s, cfg)
+        def fn(backend, p, block):
+            # fresh arrays: recall works in place
+            probes = functools.partial(_initial_states, backend, block, self.encoding_)
+            out = rule.update_once(backend.hopfield, p, probes(), cfg)
             if out is None:
-                out = rule.recall(backend.hopfield, p, s, cfg, None)[0]
-            x = backend.core.to_numpy(out)
-            if encoding == "real":
-                d2 = np.square(x - block, dtype=np.float64).sum(axis=1)
-                return (d2 > _match_radius2(x.shape[1], _rms(memories, encoding)),)
-            return ((x != _to_states(block, encoding)).any(axis=1),)
+                out = rule.recall(backend.hopfield, p, probes, cfg, None)[0]
+            return (out,)
 
-        return int(_blocks(memories, fn, self._block_rows(fitted))[0].sum())
+        x = self._map_blocks(self.memories_, fn, fitting=True)[0]
+        if cfg.real:
+            d2 = np.square(x - self.memories_, dtype=np.float64).sum(axis=1)
+            return int((d2 > cfg.radius2).sum())
+        return int((x != _to_states(self.memories_, self.encoding_)).any(axis=1).sum())
 
     def _resolve_encoding(self, X):
         if self.encoding == "real" and self.rule != "modern":
@@ -522,20 +503,19 @@ default="modern"
             return "bipolar" if np.isin(X, (-1.0, 1.0)).all() else "real"
         return "binary" if X.min() >= 0 else "bipolar"
 
-    def _config(self, fitted=None):
+    def _config(self):
         """The settings recall, energies and sampling use (rules read nothing else)."""
-        fitted = vars(self) if fitted is None else fitted
-        memories = fitted["memories_"]
-        real = fitted["encoding_"] == "real"
+        rms = _rms(self.memories_, self.encoding_)
         return SimpleNamespace(
             update=self.update,
             max_iter=self.max_iter,
             degree=self.degree,
             temperature=self.temperature,
-            beta=fitted.get("beta_"),
-            tol=self.tol * _rms(memories, fitted["encoding_"]),
-            real=real,
-            dtype=memories.dtype,
+            beta=getattr(self, "beta_", None),
+            tol=self.tol * rms,
+            # a recalled state is memory mu if |state - xi_mu|^2 <= radius2
+            radius2=_MATCH_RTOL**2 * self.memories_.shape[1] * rms**2,
+            real=self.encoding_ == "real",
         )
 
     # -- recall ----------------------------------------------------------------------
@@ -548,67 +528,60 @@ default="modern"
         check_finite(X, self._get_backend()[0], estimator_name=type(self).__name__)
         return X
 
-    def _params(self, backend, device, fitted=None):
-        fitted = vars(self) if fitted is None else fitted
-        memories = fitted["memories_"]
-        Xi = _to_states(memories, fitted["encoding_"])
-        p = {"Xi": backend.core.asarray(Xi, memories.dtype, device)}
-        if "weights_" in fitted:
-            p["W"] = backend.core.asarray(fitted["weights_"], memories.dtype, device)
-            p["tol"] = backend.core.asarray(fitted["_tie_tol"], memories.dtype, device)
-        return p
-
-    def _block_rows(self, fitted=None):
+    def _block_rows(self):
         """Rows per block of every prediction path: at most _BLOCK_BYTES of states,
         overlaps and weights per block (and at most _BATCH_ROWS rows)."""
-        fitted = vars(self) if fitted is None else fitted
-        n_memories, n = fitted["memories_"].shape
-        row_bytes = fitted["memories_"].dtype.itemsize * (4 * n + 3 * n_memories + 8)
+        n_memories, n = self.memories_.shape
+        row_bytes = self.memories_.dtype.itemsize * (4 * n + 3 * n_memories + 8)
         return int(max(1, min(_BATCH_ROWS, _BLOCK_BYTES // row_bytes)))
 
-    def _map_blocks(self, X, fn, states=False):
-        """fn(backend, params, block) -> tuple of backend arrays (or None), over row
-        blocks of X (:meth:`_block_rows`); the NumPy arrays, concatenated.
+    def _map_blocks(self, X, fn, states=False, fitting=False):
+        """fn(backend, params, block) -> tuple of backend arrays, over row blocks of
+        X (:meth:`_block_rows`); their NumPy values, each written into one array.
 
         ``states=True``: the first output has the shape of X (the recalled states);
         on the CPU ``fn`` is also given ``dest=``, a backend view of the block's rows
-        of the NumPy output, which it may return filled instead of a new array (no
-        copy).
+        of that output, which it may return filled (no copy). ``fitting=True``: the
+        caller holds the thread limit.
         """
         backend, device = self._get_backend()
-        p, dtype = self._params(backend, device), self.memories_.dtype
-        whole = np.empty(X.shape, dtype) if states and device == "cpu" else None
-
-        def numpy_fn(block, start):
-            kw = {}
-            if whole is not None:
-                kw["dest"] = backend.core.asarray(
-                    whole[start : start + len(block)], dtype
-                )
-            out = fn(backend, p, backend.core.asarray(block, dtype, device), **kw)
-            numpy = (type(None), np.ndarray)
-            return [
-                a if isinstance(a, numpy) else backend.core.to_numpy(a) for a in out
-            ]
-
+        dtype, rows = self.memories_.dtype, self._block_rows()
+        p = self._load_state(backend, device, RULES[self.rule].state_names, dtype)
+        p["Xi"] = backend.core.asarray(
+            _to_states(self.memories_, self.encoding_), dtype, device
+        )
+        outs = [np.empty(X.shape, dtype)] if states else []
+        limit = contextlib.nullcontext() if fitting else backend.core.thread_limit()
         # overflow of extreme inputs is detected on the outputs and named there
-        with backend.core.thread_limit(), np.errstate(over="ignore", invalid="ignore"):
-            return _blocks(X, numpy_fn, self._block_rows(), whole)
+        with limit, np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, X.shape[0], rows):
+                kw = {}
+                if states and device == "cpu":
+                    kw["dest"] = backend.core.asarray(
+                        outs[0][start : start + rows], dtype
+                    )
+                block = backend.core.asarray(X[start : start + rows], dtype, device)
+                for i, a in enumerate(fn(backend, p, block, **kw)):
+                    if a is kw.get("dest"):
+                        continue
+                    if not isinstance(a, np.ndarray):  # "memory" is NumPy already
+                        a = backend.core.to_numpy(a)
+                    if i == len(outs):
+                        outs.append(np.empty((X.shape[0], *a.shape[1:]), a.dtype))
+                    outs[i][start : start + a.shape[0]] = a
+        return outs
 
     def _recall(self, X, want=("states", "n_iter", "status", "proba")):
         """Recall from validated probes: the outputs named in ``want`` of
-        (states, n_iter, status, proba); the others are dropped block by block."""
+        (states, n_iter, status, proba, memory); the others are dropped block by
+        block."""
         rule, cfg = RULES[self.rule], self._config()
         names = ("states", "n_iter", "status", "proba")
-        radius2 = _match_radius2(
-            self.n_features_in_, _rms(self.memories_, self.encoding_)
-        )
 
         def fn(backend, p, block, dest=None):
             order_rng = np.random.default_rng(self._recall_seed)
-            dtype = rule.probe_dtype(backend.hopfield, p, cfg, block)
-            s = _initial_states(backend, block, self.encoding_, dtype)
-            recalled = rule.recall(backend.hopfield, p, s, cfg, order_rng, out=dest)
+            probes = functools.partial(_initial_states, backend, block, self.encoding_)
+            recalled = rule.recall(backend.hopfield, p, probes, cfg, order_rng, dest)
             out = dict(zip(names, recalled, strict=True))
             if cfg.real and not np.isfinite(backend.core.to_float(out["states"].sum())):
                 raise ValueError(
@@ -621,7 +594,7 @@ default="modern"
             if "memory" in want:
                 idx, d2 = backend.hopfield.nearest_memory(out["states"], p["Xi"])
                 idx, d2 = backend.core.to_numpy(idx), backend.core.to_numpy(d2)
-                out["memory"] = np.where(d2 <= radius2, idx, -1)
+                out["memory"] = np.where(d2 <= cfg.radius2, idx, -1)
             return [out[name] for name in want]
 
         return self._map_blocks(X, fn, states=want[0] == "states")
@@ -886,14 +859,9 @@ default="random"
         """
         check_is_fitted(self)
         rule, cfg = RULES[self.rule], self._config()
-        if isinstance(init, str):
-            X0 = None
-        else:
-            X0 = self._check_X(init)
-            if X0.shape[0] != n_samples:
-                raise ValueError(
-                    f"init has {X0.shape[0]} rows but n_samples={n_samples}."
-                )
+        X0 = None if isinstance(init, str) else self._check_X(init)
+        if X0 is not None and X0.shape[0] != n_samples:
+            raise ValueError(f"init has {X0.shape[0]} rows but n_samples={n_samples}.")
         rs = check_random_state(
             self.random_state_ if random_state is None else random_state
         )
@@ -975,34 +943,3 @@ def _rms(memories, encoding):
     if top == 0:
         return 1.0
     return top * float(np.sqrt(np.mean(np.square(memories / top, dtype=np.float64))))
-
-
-def _match_radius2(n_features, rms):
-    """A recalled state is memory mu if |state - xi_mu|^2 <= this."""
-    return _MATCH_RTOL**2 * n_features * rms**2
-
-
-def _blocks(X, fn, rows, first=None):
-    """``fn(block, start)`` -> list of NumPy arrays (or None) over row blocks of X;
-    each entry's blocks written into one output array (no list of parts to
-    concatenate). ``first``: the first entry's output, allocated by the caller; a
-    block that ``fn`` already wrote there is not copied."""
-    n, out = X.shape[0], None
-    for start in range(0, n, rows):
-        part = fn(X[start : start + rows], start)
-        if out is None:
-            out = [
-                a if a is None else np.empty((n, *a.shape[1:]), a.dtype) for a in part
-            ]
-            if first is not None and part[0].dtype == first.dtype:
-                out[0] = first
-        for whole, a in zip(out, part, strict=True):
-            if whole is None:
-                continue
-            dest = whole[start : start + a.shape[0]]
-            if (a.__array_interface__["data"], a.strides) != (
-                dest.__array_interface__["data"],
-                dest.strides,
-            ):
-                dest[...] = a
-    return out

@@ -2,10 +2,11 @@
 
 Each rule object knows the state it trains (``state_names``: key -> attribute), how to
 store patterns, its capacity, and which backend functions recall, score and sample
-with it. Rules read nothing from the estimator: the estimator passes the backend
-arrays ``p`` (``Xi`` and the rule's state) and a namespace ``cfg``
-of the settings in use (``update``, ``max_iter``, ``degree``, ``beta``, ``tol``,
-``temperature``, ``real``).
+with it; its ``recall`` picks its fast paths (the factored Hebbian updates, the spin
+dtypes of exact overlaps) in one place. Rules read nothing from the estimator: the
+estimator passes the backend arrays ``p`` (``Xi`` and the rule's state) and a
+namespace ``cfg`` of the settings in use (``update``, ``max_iter``, ``degree``,
+``beta``, ``tol``, ``temperature``, ``real``).
 """
 
 import math
@@ -33,21 +34,16 @@ def _dense_capacity(n, degree):
 
 
 class _Pairwise:
-    """E(s) = -1/2 s^T W s: W (``weights_``) built by ``store(ops, state, Xi)``."""
+    """E(s) = -1/2 s^T W s: W (``weights_``) built by ``store(ops, state, Xi)``, which
+    returns the entries of the state that storing Xi changes."""
 
     def __init__(self, store, capacity, note, extra_state=None):
         self._store, self.capacity, self.note = store, capacity, note
         self.state_names = {"W": "weights_", "tol": "_tie_tol", **(extra_state or {})}
 
-    def initial_state(self, n, zeros):
-        """The attributes of an empty memory of ``n`` units; ``zeros(shape)``."""
-        names = self.state_names.items()
-        return {attr: zeros((n, n) if key == "W" else (n,)) for key, attr in names}
-
     def store(self, ops, state, Xi):
         """A new state with the rows of Xi stored; never writes into ``state``."""
-        state = dict(state)
-        self._store(ops, state, Xi)
+        state = {**state, **self._store(ops, state, Xi)}
         state["tol"] = ops.pairwise_tolerance(state["W"])  # ties of the gaps, once
         return state
 
@@ -64,21 +60,12 @@ class _Pairwise:
         unchanged is a fixed point of every recall."""
         return ops.sign_update(ops.pairwise_gap(s, p["W"]), s, p["tol"])
 
-    def recall(self, ops, p, s, cfg, order_rng, out=None):
-        """(states, n_iter, status, proba or None) of recall from the states s; the
-        states may be written into ``out`` (an array of their shape, or None)."""
+    def recall(self, ops, p, probes, cfg, order_rng, out=None):
+        """(states, n_iter, status, proba or None) of recall from ``probes(dtype)``,
+        the initial states (a fresh array, in ``dtype`` if not None); the states may
+        be written into ``out`` (an array of their shape, or None)."""
         kw = {"update": cfg.update, "max_iter": cfg.max_iter, "order_rng": order_rng}
-        factors = self.factors(ops, p, cfg)
-        return (*ops.pairwise_recall(s, p["W"], p["tol"], factors=factors, **kw), None)
-
-    def factors(self, ops, p, cfg):
-        """Factors of W that synchronous recall uses instead of W, or None."""
-        return None
-
-    def probe_dtype(self, ops, p, cfg, like):
-        """dtype of the states recall starts from, if not that of the estimator;
-        ``like`` is a probe block on the target device."""
-        return None
+        return (*ops.pairwise_recall(probes(), p["W"], p["tol"], **kw), None)
 
     def energy(self, ops, p, s, cfg):
         return ops.pairwise_energy(s, p["W"])
@@ -108,9 +95,9 @@ class _Dense(_Pairwise):
         gap, tol = ops.dense_gap(s, p["Xi"], cfg.degree)
         return ops.sign_update(gap, s, tol)
 
-    def recall(self, ops, p, s, cfg, order_rng, out=None):
+    def recall(self, ops, p, probes, cfg, order_rng, out=None):
         kw = {"update": cfg.update, "max_iter": cfg.max_iter, "order_rng": order_rng}
-        return (*ops.dense_recall(s, p["Xi"], cfg.degree, **kw), None)
+        return (*ops.dense_recall(probes(), p["Xi"], cfg.degree, **kw), None)
 
     def energy(self, ops, p, s, cfg):
         return ops.dense_energy(s, p["Xi"], cfg.degree)
@@ -129,19 +116,13 @@ class _Modern(_Dense):
     def update_once(self, ops, p, s, cfg):
         return None  # retrieval is checked by the whole recall
 
-    def probe_dtype(self, ops, p, cfg, like):
+    def recall(self, ops, p, probes, cfg, order_rng, out=None):
         # binary probes in the backend's spin dtype make the first overlaps Xi s an
-        # exact product in the fastest arithmetic
-        return None if cfg.real else ops.overlap_dtype(p["Xi"].shape[1], like)
-
-    def recall(self, ops, p, s, cfg, order_rng, out=None):
-        kw = {"max_iter": cfg.max_iter, "tol": cfg.tol}
-        if not cfg.real:  # binary states; a tie between memories keeps s
-            x, proba, n_iter, status = ops.modern_recall_spins(
-                s, p["Xi"], cfg.beta, tie=_MODERN_TIE, out=out, **kw
-            )
-        else:
-            x, proba, n_iter, status = ops.modern_recall(s, p["Xi"], cfg.beta, **kw)
+        # exact product in the fastest arithmetic; a tie between memories keeps s
+        Xi, tie = p["Xi"], None if cfg.real else _MODERN_TIE
+        s = probes(None if cfg.real else ops.overlap_dtype(Xi.shape[1], Xi))
+        kw = {"max_iter": cfg.max_iter, "tol": cfg.tol, "tie": tie, "out": out}
+        x, proba, n_iter, status = ops.modern_recall(s, Xi, cfg.beta, **kw)
         return x, n_iter, status, proba
 
     def energy(self, ops, p, s, cfg):
@@ -159,48 +140,33 @@ class _Hebbian(_Pairwise):
     """The Hebb rule: W = (Xi^T Xi - diag(d)) / N has rank <= P, so synchronous recall
     computes W s as Xi^T (Xi s) while 2 P < N (fewer flops, the same signs)."""
 
-    @staticmethod
-    def _factored(p, cfg):
-        n_patterns, n_units = p["Xi"].shape
-        return cfg.update == "sync" and 2 * n_patterns < n_units
-
-    def factors(self, ops, p, cfg):
-        return ops.hebbian_factors(p["Xi"]) if self._factored(p, cfg) else None
-
-    def probe_dtype(self, ops, p, cfg, like):
-        # the factored updates run in the factors' dtype: start there
-        if not self._factored(p, cfg):
-            return None
-        return ops.spin_dtype(p["Xi"].shape[1], like)
-
-
-def _store_hebbian(ops, state, Xi):
-    state["W"] = ops.hebbian_update(state["W"], Xi)
-
-
-def _store_storkey(ops, state, Xi):
-    state["W"] = ops.storkey_store(state["W"], Xi)
-
-
-def _store_projection(ops, state, Xi):
-    state["W"], state["d"] = ops.projection_update(state["W"], state["d"], Xi)
+    def recall(self, ops, p, probes, cfg, order_rng, out=None):
+        Xi = p["Xi"]
+        if cfg.update != "sync" or 2 * Xi.shape[0] >= Xi.shape[1]:
+            return super().recall(ops, p, probes, cfg, order_rng)
+        s = probes(ops.spin_dtype(Xi.shape[1], Xi))  # the factors' dtype: start there
+        factors = ops.hebbian_factors(Xi)
+        kw = {"update": "sync", "max_iter": cfg.max_iter, "order_rng": order_rng}
+        return (*ops.pairwise_recall(s, p["W"], p["tol"], factors=factors, **kw), None)
 
 
 RULES = {
     "hebbian": _Hebbian(
-        _store_hebbian,
+        lambda ops, state, Xi: {"W": ops.hebbian_update(state["W"], Xi)},
         lambda n, degree: 0.138 * n,
         "about 0.138 N = {cap:.1f} patterns, recalled with about 1.5% of their bits "
         "wrong (Amit, Gutfreund & Sompolinsky 1985); recalling every pattern without "
         "error needs P < N / (2 ln N) = {errfree:.1f}",
     ),
     "storkey": _Pairwise(
-        _store_storkey,
+        lambda ops, state, Xi: {"W": ops.storkey_store(state["W"], Xi)},
         lambda n, degree: n / math.sqrt(2 * math.log(n)) if n > 1 else 0.0,
         "about N / sqrt(2 ln N) = {cap:.1f} patterns (Storkey 1997)",
     ),
     "pseudoinverse": _Pairwise(
-        _store_projection,
+        lambda ops, state, Xi: dict(
+            zip("Wd", ops.projection_update(state["W"], state["d"], Xi), strict=True)
+        ),
         lambda n, degree: n / 2,
         "about N / 2 = {cap:.1f} patterns: up to N linearly independent patterns are "
         "fixed points, but without self-couplings their basins of attraction shrink "

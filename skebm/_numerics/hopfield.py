@@ -531,44 +531,6 @@ def dense_recall(s, Xi, degree: int, *, update: str, max_iter: int, order_rng):
     )
 
 
-def modern_recall(x, Xi, beta: float, *, max_iter: int, tol: float):
-    """Iterate x <- Xi^T softmax(beta Xi x) until no entry moves by more than tol.
-
-    The update is the concave-convex procedure on E(x), so E never increases
-    (Ramsauer et al. 2020, Theorem 1). The last update is not checked: a row that
-    needed all ``max_iter`` updates has status MAX_ITER.
-
-    Returns
-    -------
-    x : array of shape (n, N)
-    p : array of shape (n, P)
-        The softmax weights of the last update: x = p Xi.
-    n_iter, status : as :func:`sync_loop`.
-    """
-    xp, dev = array_namespace(x), device(x)
-    n = x.shape[0]
-    n_iter, status = _counters(n, xp, dev)
-    active, P = xp.arange(n, device=dev), None
-    for it in range(max_iter):
-        every = active.shape[0] == n
-        xa = x if every else x[active]
-        p = modern_softmax(xa, Xi, beta)
-        new = p @ Xi
-        n_iter[active] += 1
-        if every:
-            x, P = new, p
-        else:
-            x[active], P[active] = new, p
-        if it == max_iter - 1:
-            break
-        done = xp.max(xp.abs(new - xa), axis=1) <= tol
-        status[active[done]] = CONVERGED
-        active = active[~done]
-        if not active.shape[0]:
-            break
-    return x, P, n_iter, status
-
-
 def spin_dtype(n_units: int, like):
     """The backend's dtype of spin states whose overlaps with spin memories are exact
     and fastest (float32), or None; ``like`` is an array on the target device."""
@@ -581,30 +543,40 @@ def overlap_dtype(n_units: int, like):
     return _ops(array_namespace(like)).overlap_dtype(n_units, like)
 
 
-def modern_recall_spins(
-    s, Xi, beta: float, *, max_iter: int, tol: float, tie: float, out=None
-):
-    """Binary recall: :func:`modern_recall` then :func:`modern_spins`, without the
-    products whose outcome is already known. Same states, weights, counts, statuses.
+def modern_recall(s, Xi, beta: float, *, max_iter: int, tol: float, tie=None, out=None):
+    """Iterate x <- Xi^T softmax(beta Xi x) until no entry moves by more than tol.
 
-    Where the largest weight p_m of p = softmax(beta Xi x) exceeds (1 + tie) / 2, the
-    state p Xi is within 2 (1 - p_m) of Xi[m] in every entry, so its signs are those of
-    Xi[m]. Such a row needs p Xi only to go on: on the last update, or when
-    max|Xi[m] - x| + 2 (1 - p_m) plus a rounding margin is within ``tol`` (it
-    certainly converges), its state is Xi[m] and the product is skipped.
+    The update is the concave-convex procedure on E(x), so E never increases
+    (Ramsauer et al. 2020, Theorem 1). The last update is not checked: a row that
+    needed all ``max_iter`` updates has status MAX_ITER. Rows leave the batch as
+    they finish.
 
-    ``s`` holds the probes in {-1, +1} in the dtype of ``Xi`` or in that of
-    :func:`overlap_dtype`: the first overlaps Xi s then come from the backend's
-    ``spin_overlaps``, exact (integer sums of +-1 terms). Returns the states in
-    the dtype of ``Xi``, in ``out`` when given (an array of their shape and dtype:
-    the caller's output, which saves a copy).
+    ``tie`` not None: binary recall, :func:`modern_spins` of the result, without the
+    products whose outcome is already known. Where the largest weight p_m of
+    p = softmax(beta Xi x) exceeds (1 + tie) / 2, the state p Xi is within
+    2 (1 - p_m) of Xi[m] in every entry, so its signs are those of Xi[m]. Such a row
+    needs p Xi only to go on: on the last update, or when max|Xi[m] - x| + 2 (1 - p_m)
+    plus a rounding margin is within ``tol`` (it certainly converges), its state is
+    Xi[m] and the product is skipped. ``s`` then holds the probes in {-1, +1} in the
+    dtype of ``Xi`` or in that of :func:`overlap_dtype`: the first overlaps Xi s
+    then come from the backend's ``spin_overlaps``, exact (integer sums of +-1
+    terms).
+
+    Returns
+    -------
+    x : array of shape (n, N)
+        The states, in the dtype of ``Xi``; in ``out`` when given (an array of their
+        shape and dtype: the caller's output, which saves a copy).
+    p : array of shape (n, P)
+        The softmax weights of the last update: x = p Xi (before the signs).
+    n_iter, status : as :func:`sync_loop`.
     """
     xp, dev = array_namespace(Xi), device(s)
     n, dtype, ops = s.shape[0], Xi.dtype, _ops(xp)
     n_iter, status = _counters(n, xp, dev)
     # rounding of p Xi and of 1 - p_m, far above the worst case
     slack = 4.0 * (Xi.shape[0] + 1) * float(xp.finfo(dtype).eps)
-    known_above = 0.5 * (1.0 + tie) + slack
+    known_above = math.inf if tie is None else 0.5 * (1.0 + tie) + slack
     x, active = s, xp.arange(n, device=dev)  # x: the states of the rows still running
     for it in range(max_iter):
         a = ops.spin_overlaps(x, Xi) if x.dtype != dtype else x @ Xi.T
@@ -643,7 +615,9 @@ def modern_recall_spins(
             done = xp.max(xp.abs(new - x[u]), axis=1) <= tol
             status[active[u[done]]] = CONVERGED
         d = u[done]
-        if d.shape[0]:
+        if d.shape[0] and tie is None:
+            out[active[d]] = new[done]
+        elif d.shape[0]:
             s0 = xp.astype(s[active[d]], dtype, copy=False)
             out[active[d]] = modern_spins(new[done], p[d], s0, tie)
         active, x = active[u[~done]], new[~done]

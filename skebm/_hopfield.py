@@ -368,40 +368,45 @@ default="modern"
         return self._fit(X, reset=False)
 
     def _fit(self, X, *, reset):
-        # a transaction (see fit): an error puts every attribute set here back
         first = reset or not hasattr(self, "memories_")
         if not first and self.rule != self._fitted_rule:
             raise ValueError(
                 f"rule changed from {self._fitted_rule!r} to {self.rule!r} since the "
                 "patterns were stored; call fit to store them again."
             )
-        dtype = (np.float64, np.float32) if first else self.memories_.dtype
-        X = validate_data(self, X, dtype=dtype, reset=first)
-        rule, (n_rows, n) = RULES[self.rule], X.shape
+        # the new memory is built on a shallow copy and published in one assignment,
+        # so a concurrent reader sees the old memory or the new one, never a mix (an
+        # error before that point changes nothing)
+        new = object.__new__(type(self))
+        vars(new).update(vars(self))
+        dtype = (np.float64, np.float32) if first else new.memories_.dtype
+        X = validate_data(new, X, dtype=dtype, reset=first)
+        rule, (n_rows, n) = RULES[new.rule], X.shape
         tic = time.perf_counter()
         if first:  # a memory that holds no pattern yet
-            random_state = check_random_state(self.random_state)
-            self.encoding_ = self._resolve_encoding(X)
-            self.random_state_ = random_state
-            self._recall_seed = int(random_state.randint(_SEED_MAX))
-            self._fitted_rule, self.n_iter_ = self.rule, 0
-            self.memories_ = np.empty((0, n), dtype=X.dtype)
-            self.capacity_ = float(rule.capacity(n, self.degree))
+            random_state = check_random_state(new.random_state)
+            new.encoding_ = new._resolve_encoding(X)
+            new.random_state_ = random_state
+            new._recall_seed = int(random_state.randint(_SEED_MAX))
+            new._fitted_rule, new.n_iter_ = new.rule, 0
+            new.memories_ = np.empty((0, n), dtype=X.dtype)
+            new.capacity_ = float(rule.capacity(n, new.degree))
             for key, attr in rule.state_names.items():
-                setattr(self, attr, np.zeros((n, n) if key == "W" else n, X.dtype))
-        patterns = _as_patterns(X, self.encoding_, self.rule)
-        self.memories_ = np.concatenate([self.memories_, patterns])
-        self.n_iter_ += 1
-        self._check_settings()
-        if self.rule == "modern":
-            self.beta_ = self._beta()
-        backend, device = self._get_backend()
-        state = self._load_state(backend, device, rule.state_names, X.dtype)
-        Xi = backend.core.asarray(_to_states(patterns, self.encoding_), X.dtype, device)
+                setattr(new, attr, np.zeros((n, n) if key == "W" else n, X.dtype))
+        patterns = _as_patterns(X, new.encoding_, new.rule)
+        new.memories_ = np.concatenate([new.memories_, patterns])
+        new.n_iter_ += 1
+        new._check_settings()
+        if new.rule == "modern":
+            new.beta_ = new._beta()
+        backend, device = new._get_backend()
+        state = new._load_state(backend, device, rule.state_names, X.dtype)
+        Xi = backend.core.asarray(_to_states(patterns, new.encoding_), X.dtype, device)
         with backend.core.thread_limit():
             state = rule.store(backend.hopfield, state, Xi)
-            self._store_state(backend, state, rule.state_names)
-            self.n_unstable_ = self._count_unstable()
+            new._store_state(backend, state, rule.state_names)
+            new.n_unstable_ = new._count_unstable()
+        self.__dict__ = vars(new)
         n_memories = self.memories_.shape[0]
         if n_memories > self.capacity_:
             warnings.warn(

@@ -34,7 +34,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skebm._backends import get_backend
-from skebm._engine import Trainer, keep, lazy, run_epochs
+from skebm._engine import Trainer, keep, lazy, run_epochs, user_stacklevel
 from skebm.base import _SEED_MAX, VersionedStateMixin, block_rows
 from skebm.utils._array_api import numpy_dtype, origin
 from skebm.utils._callbacks import CallbackSupport, EpochTasks
@@ -373,7 +373,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
                 "and the optimisation has not converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
         return interrupted
 

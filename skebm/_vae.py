@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skebm._engine import transaction
+from skebm._engine import transaction, user_stacklevel
 from skebm._neural import NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
 from skebm.utils._array_api import (
@@ -701,7 +701,9 @@ class VAETransformer(
         """
         X = self._check_X(X)
         if self.likelihood_ == "bernoulli":
-            X = clip_unit_interval(X, warn=True, advice=_CLIP_ADVICE, stacklevel=4)
+            X = clip_unit_interval(
+                X, warn=True, advice=_CLIP_ADVICE, stacklevel=user_stacklevel() + 1
+            )
         k = self.n_importance_samples
         if n_importance_samples is not None:
             if (

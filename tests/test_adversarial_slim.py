@@ -1,0 +1,111 @@
+"""Adversarial checks of the slimmed neural estimators and training engine.
+
+Warnings that a fit or a method issues must point at the user's line (this
+file), not at a line of skebm or scikit-learn, whatever the number of wrappers
+between them.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skebm import LangevinEBMClassifier, VAETransformer
+from tests.conftest import requires_torch
+
+pytestmark = requires_torch
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(40, 3))
+y = (X[:, 0] > 0).astype(int)
+
+
+def _langevin(**params):
+    return LangevinEBMClassifier(
+        hidden_layer_sizes=(8,),
+        max_iter=3,
+        sgld_steps=1,
+        buffer_size=20,
+        device="cpu",
+        random_state=0,
+    ).set_params(**params)
+
+
+def _vae(**params):
+    return VAETransformer(
+        n_components=2, hidden_layer_sizes=(8,), max_iter=3, random_state=0
+    ).set_params(**params)
+
+
+def _interrupt_second_epoch(monkeypatch):
+    """Ctrl-C in the second training epoch of the next fit."""
+    import skebm._backends.torch.nn as nn
+
+    train_epoch, calls = nn.train_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(None)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(nn, "train_epoch", interrupted)
+
+
+def _only(caught, category, text):
+    found = [w for w in caught if w.category is category and text in str(w.message)]
+    assert len(found) == 1, [str(w.message) for w in caught]
+    return found[0]
+
+
+@pytest.mark.parametrize("make", [_langevin, _vae], ids=["langevin", "vae"])
+def test_interrupt_warning_points_at_the_user(make, monkeypatch):
+    _interrupt_second_epoch(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = make().fit(X, y)
+    assert est.n_iter_ == 1  # the completed epoch is kept
+    assert _only(caught, UserWarning, "interrupted").filename == __file__
+
+
+def test_calibration_interrupt_warning_points_at_the_user(monkeypatch):
+    def interrupted(self, X, y):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LangevinEBMClassifier, "_crossfit_temperature", interrupted)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = _langevin(calibration_cv=2).fit(X, y)
+    assert clf.temperature_ == 1.0
+    assert _only(caught, UserWarning, "calibration").filename == __file__
+
+
+@pytest.mark.parametrize("make", [_langevin, _vae], ids=["langevin", "vae"])
+def test_max_iter_warning_points_at_the_user(make):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make(max_iter=1).fit(X, y)
+    assert _only(caught, ConvergenceWarning, "maximum").filename == __file__
+
+
+def test_divergence_warning_points_at_the_user():
+    vae = _vae(learning_rate_init=1e6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(FloatingPointError):
+            vae.fit(X * 1e3)
+    diverged = [w for w in caught if "rolled back" in str(w.message)]
+    assert diverged and all(w.filename == __file__ for w in diverged)
+
+
+def test_vae_energy_clip_warning_points_at_the_user():
+    Xb = (rng.random((30, 4)) < 0.5).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae = _vae(likelihood="bernoulli", max_iter=1).fit(Xb)
+    for method in (vae.score_samples, vae.energy):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            method(Xb + 1e-3)
+        assert _only(caught, UserWarning, "outside [0, 1]").filename == __file__

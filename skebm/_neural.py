@@ -247,8 +247,10 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
             ) from exc
 
     def _build_module(self, be, device, net_state):
+        """The module of ``net_state`` in evaluation mode, as a fit leaves it (SGLD
+        restores the mode it found, so a training mode would outlive a sample)."""
         net = be.nn.build(self._module_factory(be), 0, device, self._dtype)
-        return be.nn.load_module_state(net, net_state)
+        return be.nn.load_module_state(net, net_state).eval()
 
     def _module(self, be, device):
         """The module of the fitted state on ``device``: built once, under a lock,

@@ -5,6 +5,8 @@ file), not at a line of skebm or scikit-learn, whatever the number of wrappers
 between them.
 """
 
+import pickle
+import threading
 import warnings
 
 import numpy as np
@@ -12,7 +14,10 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from skebm import LangevinEBMClassifier, VAETransformer
-from tests.conftest import requires_torch
+from tests.conftest import HAS_TORCH, requires_torch
+
+if HAS_TORCH:
+    import torch
 
 pytestmark = requires_torch
 
@@ -109,3 +114,61 @@ def test_vae_energy_clip_warning_points_at_the_user():
             warnings.simplefilter("always")
             method(Xb + 1e-3)
         assert _only(caught, UserWarning, "outside [0, 1]").filename == __file__
+
+
+class _Gate(torch.nn.Module if HAS_TORCH else object):
+    """A dropout network whose forward can hold a thread at a named gate."""
+
+    gates = {}
+
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(n_features, 16),
+            torch.nn.Dropout(0.5),
+            torch.nn.Linear(16, n_classes),
+        )
+
+    def forward(self, x):
+        gate = _Gate.gates.pop(threading.current_thread().name, None)
+        if gate is not None:
+            arrived, proceed = gate
+            arrived.set()
+            assert proceed.wait(10)
+        return self.body(x)
+
+
+def test_sample_and_predict_in_threads_on_a_loaded_model():
+    """A just-loaded model's first sample() must not leave its module in training
+    mode while another thread predicts: dropout would make predict random."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = _langevin(module=_Gate, max_iter=2).fit(X, y)
+    expected = clf.predict_proba(X)
+    loaded = pickle.loads(pickle.dumps(clf))
+    sampling, predicting = threading.Event(), threading.Event()
+    sampled, release = threading.Event(), threading.Event()
+    # the sampler stops in its first SGLD step until the predictor is in forward
+    _Gate.gates["sampler"] = (sampling, predicting)
+    _Gate.gates["predictor"] = (predicting, release)
+    out = {}
+
+    def sample():
+        loaded.sample(2, random_state=0)
+        sampled.set()
+
+    threads = [
+        threading.Thread(target=sample, name="sampler"),
+        threading.Thread(
+            target=lambda: out.update(p=loaded.predict_proba(X)), name="predictor"
+        ),
+    ]
+    threads[0].start()
+    assert sampling.wait(10)
+    threads[1].start()
+    assert sampled.wait(10)  # the sample is done; the predictor goes on
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    _Gate.gates.clear()
+    np.testing.assert_allclose(out["p"], expected)

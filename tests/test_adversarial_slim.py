@@ -172,3 +172,19 @@ def test_sample_and_predict_in_threads_on_a_loaded_model():
         thread.join(10)
     _Gate.gates.clear()
     np.testing.assert_allclose(out["p"], expected)
+
+
+def test_predict_in_inference_mode_leaves_the_model_usable_for_sample():
+    """The first predict of a loaded model builds its module; inside the user's
+    torch.inference_mode() that module's parameters must not become inference
+    tensors, or every later sample() (SGLD needs gradients) fails."""
+    for dtype in (np.float64, np.float32):  # float32: the module is converted
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = _langevin(max_iter=1).fit(X.astype(dtype), y)
+        loaded = pickle.loads(pickle.dumps(clf))
+        with torch.inference_mode():
+            loaded.predict(X)
+        np.testing.assert_array_equal(
+            loaded.sample(2, random_state=0), clf.sample(2, random_state=0)
+        )

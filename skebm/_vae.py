@@ -659,9 +659,9 @@ class VAETransformer(
 
     def _decode(self, Z, y, *, return_mean, seed):
         be, device = self._torch_device()
-        labels = self._labels(y, Z.shape[0], "inverse_transform or sample")
-        prior = None
+        labels = prior = None  # y is ignored by unconditional models
         if self.conditional:
+            labels = self._labels(y, Z.shape[0], "inverse_transform or sample")
             prior = be.core.asarray(self.class_prior_, self._dtype, device)
         generator = be.core.make_rng(seed, device)
 

@@ -188,3 +188,14 @@ def test_predict_in_inference_mode_leaves_the_model_usable_for_sample():
         np.testing.assert_array_equal(
             loaded.sample(2, random_state=0), clf.sample(2, random_state=0)
         )
+
+
+def test_unconditional_vae_ignores_y_in_inverse_transform():
+    """As documented (and as sample does): y is ignored by unconditional models."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae = _vae(max_iter=1).fit(X)
+    Z = vae.transform(X[:4])
+    np.testing.assert_array_equal(
+        vae.inverse_transform(Z, y=[0, 1, 0, 1]), vae.inverse_transform(Z)
+    )

@@ -199,3 +199,23 @@ def test_unconditional_vae_ignores_y_in_inverse_transform():
     np.testing.assert_array_equal(
         vae.inverse_transform(Z, y=[0, 1, 0, 1]), vae.inverse_transform(Z)
     )
+
+
+def test_interrupted_holdout_calibration_keeps_the_trained_model(monkeypatch):
+    """Ctrl-C in the default (held-out) calibration ends the calibration only, as
+    in the cross-fitted one: the trained network is kept, with a warning."""
+    import skebm._backends.torch.langevin as langevin
+
+    def interrupted(logits, target):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(langevin, "fit_temperature", interrupted)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            clf = _langevin(max_iter=2).fit(X, y)
+        except KeyboardInterrupt:
+            pytest.fail("the interrupt threw the trained model away")
+    assert clf.n_iter_ == 2 and clf.temperature_ == 1.0
+    assert _only(caught, UserWarning, "calibration").filename == __file__
+    assert clf.predict(X).shape == y.shape

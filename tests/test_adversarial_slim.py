@@ -219,3 +219,15 @@ def test_interrupted_holdout_calibration_keeps_the_trained_model(monkeypatch):
     assert clf.n_iter_ == 2 and clf.temperature_ == 1.0
     assert _only(caught, UserWarning, "calibration").filename == __file__
     assert clf.predict(X).shape == y.shape
+
+
+@pytest.mark.parametrize("make", [_langevin, _vae], ids=["langevin", "vae"])
+def test_fit_inside_no_grad_trains_as_outside(make):
+    """Training takes its own gradients: a fit called inside the user's
+    torch.no_grad() (e.g. next to inference code) trains the same model."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        expected = make(max_iter=2).fit(X, y)
+        with torch.no_grad():
+            est = make(max_iter=2).fit(X, y)
+    assert est.loss_curve_ == expected.loss_curve_

@@ -84,6 +84,7 @@ def l2_penalty(module: nn.Module) -> torch.Tensor:
     return 0.5 * sum((p**2).sum() for p in module.parameters() if p.ndim > 1)
 
 
+@torch.enable_grad()  # whatever the caller's mode (a fit inside torch.no_grad())
 def train_epoch(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,

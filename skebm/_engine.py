@@ -10,13 +10,37 @@ never imports torch.
 import contextlib
 import copy
 import functools
+import os
+import sys
 import threading
 import time
 import warnings
 import weakref
 
 import numpy as np
+import sklearn
 from sklearn.exceptions import ConvergenceWarning
+
+#: folders (and contextlib, whose frames run ``with`` blocks) whose frames a warning
+#: skips, to point at the user's line
+_LIBRARY_DIRS = (
+    *(
+        os.path.dirname(os.path.abspath(p)) + os.sep
+        for p in (__file__, sklearn.__file__)
+    ),
+    contextlib.__file__,
+)
+
+
+def user_stacklevel():
+    """``stacklevel`` that makes a warning issued by the caller of this function
+    point at the first frame outside skebm and scikit-learn (the user's line,
+    whatever the wrappers and helpers in between)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
+
 
 #: values of an estimator's ``__dict__`` that a call may change in place; a snapshot
 #: copies them (one level for containers), every other value is kept by reference.
@@ -138,12 +162,11 @@ def skip_on_interrupt(estimator, step, keeps):
     try:
         yield
     except KeyboardInterrupt:
-        # stacklevel: this generator, contextlib's __exit__, the fit, its caller
         warnings.warn(
             f"{type(estimator).__name__}: {step} interrupted by the user; "
             f"the model is trained and keeps {keeps}.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -221,7 +244,7 @@ def run_epochs(
                     f"of the epoch and halved the learning rate to "
                     f"{learning_rate:.3g}.",
                     ConvergenceWarning,
-                    stacklevel=4,
+                    stacklevel=user_stacklevel(),
                 )
                 continue
             stop = trainer.end_epoch(objective)
@@ -242,7 +265,7 @@ def run_epochs(
             f"{good[1]} epoch(s) of this call; the model keeps the state after the "
             "last completed epoch.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     trainer.commit(good[0], good[1], list(good[2]))
     return learning_rate, stop or interrupted, interrupted

@@ -565,9 +565,11 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
 
     def _end_fit(self, be, device, X_val, y_val):
         if X_val is not None and self.calibrate and self.calibration_cv is None:
-            logits = be.core.asarray(self._logits(X_val), np.float64, device)
-            target = be.core.as_target(y_val, device)
-            self.temperature_ = be.langevin.fit_temperature(logits, target)
+            keeps = f"temperature_={self.temperature_:.3g}"
+            with skip_on_interrupt(self, "calibration", keeps):
+                logits = be.core.asarray(self._logits(X_val), np.float64, device)
+                target = be.core.as_target(y_val, device)
+                self.temperature_ = be.langevin.fit_temperature(logits, target)
 
     def _loss_fn(self, be, device, generator, net, ctx):
         return be.langevin.make_train_loss(

@@ -34,7 +34,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skebm._backends import get_backend
-from skebm._engine import Trainer, keep, lazy, run_epochs
+from skebm._engine import Trainer, keep, lazy, run_epochs, user_stacklevel
 from skebm.base import _SEED_MAX, VersionedStateMixin, block_rows
 from skebm.utils._array_api import numpy_dtype, origin
 from skebm.utils._callbacks import CallbackSupport, EpochTasks
@@ -247,8 +247,10 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
             ) from exc
 
     def _build_module(self, be, device, net_state):
+        """The module of ``net_state`` in evaluation mode, as a fit leaves it (SGLD
+        restores the mode it found, so a training mode would outlive a sample)."""
         net = be.nn.build(self._module_factory(be), 0, device, self._dtype)
-        return be.nn.load_module_state(net, net_state)
+        return be.nn.load_module_state(net, net_state).eval()
 
     def _module(self, be, device):
         """The module of the fitted state on ``device``: built once, under a lock,
@@ -373,7 +375,7 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
                 "and the optimisation has not converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
         return interrupted
 

@@ -1,8 +1,6 @@
 """Restricted Boltzmann machine: a drop-in superset of sklearn's BernoulliRBM."""
 
 import hashlib
-import os
-import sys
 import threading
 import time
 import warnings
@@ -11,7 +9,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-import sklearn
 from scipy.special import logit
 from sklearn.base import (
     BaseEstimator,
@@ -24,7 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skebm._backends import BACKENDS
-from skebm._engine import transaction
+from skebm._engine import transaction, user_stacklevel
 from skebm.base import (
     _SEED_MAX,
     BackendMixin,
@@ -87,28 +84,10 @@ def _ais_betas(n_betas):
     )
 
 
-#: folders whose frames a warning skips, to point at the user's line
-_LIBRARY_DIRS = tuple(
-    os.path.dirname(os.path.abspath(path)) + os.sep
-    for path in (__file__, sklearn.__file__)
-)
-
-
-def _user_stacklevel():
-    """``stacklevel`` that makes a warning issued by the caller of this function
-    point at the first frame outside skebm and scikit-learn."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 def _warn_gaussian(message):
     """Warn, at the user's line, that X is far from the unit scale of Gaussian
     visible units: ``message`` says how, the advice follows."""
-    warnings.warn(
-        message + _GAUSSIAN_ADVICE, UserWarning, stacklevel=_user_stacklevel()
-    )
+    warnings.warn(message + _GAUSSIAN_ADVICE, UserWarning, stacklevel=user_stacklevel())
 
 
 def _rescaled(X):
@@ -663,7 +642,7 @@ class RBM(
             self, X, accept_sparse="csr", dtype=(np.float64, np.float32), reset=False
         )
         if self.visible == "bernoulli":
-            return clip_unit_interval(X, warn=True, stacklevel=_user_stacklevel() + 1)
+            return clip_unit_interval(X, warn=True, stacklevel=user_stacklevel() + 1)
         _check_gaussian_distance(X, self.intercept_visible_)
         return X
 

@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skebm._engine import transaction
+from skebm._engine import transaction, user_stacklevel
 from skebm._neural import NeuralFitMixin
 from skebm.base import _SEED_MAX, EnergyMixin
 from skebm.utils._array_api import (
@@ -659,9 +659,9 @@ class VAETransformer(
 
     def _decode(self, Z, y, *, return_mean, seed):
         be, device = self._torch_device()
-        labels = self._labels(y, Z.shape[0], "inverse_transform or sample")
-        prior = None
+        labels = prior = None  # y is ignored by unconditional models
         if self.conditional:
+            labels = self._labels(y, Z.shape[0], "inverse_transform or sample")
             prior = be.core.asarray(self.class_prior_, self._dtype, device)
         generator = be.core.make_rng(seed, device)
 
@@ -701,7 +701,9 @@ class VAETransformer(
         """
         X = self._check_X(X)
         if self.likelihood_ == "bernoulli":
-            X = clip_unit_interval(X, warn=True, advice=_CLIP_ADVICE, stacklevel=4)
+            X = clip_unit_interval(
+                X, warn=True, advice=_CLIP_ADVICE, stacklevel=user_stacklevel() + 1
+            )
         k = self.n_importance_samples
         if n_importance_samples is not None:
             if (

@@ -55,14 +55,19 @@ def seeded(seed: int, device: str = "cpu"):
 
 
 def build(factory: Callable[[], nn.Module], seed: int, device: str, dtype) -> nn.Module:
-    """Call ``factory()`` under a seeded generator; move the module to device / dtype."""
-    with seeded(seed, device):
+    """Call ``factory()`` under a seeded generator; move the module to device / dtype.
+
+    Outside any ``torch.inference_mode()`` of the caller: parameters made there
+    would be inference tensors, which no later gradient (SGLD, training) accepts.
+    """
+    with torch.inference_mode(False), seeded(seed, device):
         module = factory()
-    if not isinstance(module, nn.Module):
-        raise TypeError(
-            f"The module factory returned {type(module).__name__}, not a torch.nn.Module."
-        )
-    return module.to(device=device, dtype=torch_dtype(dtype))
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"The module factory returned {type(module).__name__}, not a "
+                "torch.nn.Module."
+            )
+        return module.to(device=device, dtype=torch_dtype(dtype))
 
 
 def adam(module: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -79,6 +84,7 @@ def l2_penalty(module: nn.Module) -> torch.Tensor:
     return 0.5 * sum((p**2).sum() for p in module.parameters() if p.ndim > 1)
 
 
+@torch.enable_grad()  # whatever the caller's mode (a fit inside torch.no_grad())
 def train_epoch(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,

@@ -522,6 +522,12 @@ class RBM(
         return self._fit(X, reset=False)
 
     def _validate_fit_input(self, X, reset):
+        fitted = getattr(self, "_fitted_visible", self.visible)
+        if not reset and self.visible != fitted:
+            raise ValueError(
+                f"visible changed from {fitted!r} to {self.visible!r} since the first "
+                "fit; call fit to train a model of the new kind."
+            )
         dtype = (np.float64, np.float32) if reset else self._dtype
         X = validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
         if self.visible == "bernoulli":
@@ -555,6 +561,7 @@ class RBM(
         for attr in self._state_names.values():
             setattr(self, attr, getattr(self, attr).astype(dtype, copy=False))
         self._ais_seed = rs.randint(_SEED_MAX)
+        self._fitted_visible = self.visible
         self._log_z_cache = {}
 
     def _n_epochs(self):
@@ -888,8 +895,8 @@ class RBM(
         # a str key (skops files, JSON schemas, take no tuple keys); the value is
         # [log_z, standard error]
         state = digest.hexdigest()
-        key = f"log_z,std|{method}|{self.backend}|{self.ais_n_chains}"
-        key += f"|{self.ais_n_betas}|{state}"
+        key = f"log_z,std|{method}|{self.visible}|{self.backend}"
+        key += f"|{self.ais_n_chains}|{self.ais_n_betas}|{state}"
         # computed once per fitted state and settings, however many threads ask;
         # the cache is read and updated under the lock, and in place (a fitted
         # estimator's __dict__ keeps its objects), keeping the current state only;

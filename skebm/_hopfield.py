@@ -369,11 +369,8 @@ default="modern"
 
     def _fit(self, X, *, reset):
         first = reset or not hasattr(self, "memories_")
-        if not first and self.rule != self._fitted_rule:
-            raise ValueError(
-                f"rule changed from {self._fitted_rule!r} to {self.rule!r} since the "
-                "patterns were stored; call fit to store them again."
-            )
+        if not first:
+            self._check_rule()
         # the new memory is built on a shallow copy and published in one assignment,
         # so a concurrent reader sees the old memory or the new one, never a mix (an
         # error before that point changes nothing)
@@ -525,8 +522,21 @@ default="modern"
 
     # -- recall ----------------------------------------------------------------------
 
+    def _check_rule(self):
+        """The stored state belongs to the rule of the first fit: a ValueError if
+        ``rule`` has changed since (its weights or memories do not fit the new one),
+        or if a setting changed since makes it overflow (:meth:`_check_settings`)."""
+        fitted = getattr(self, "_fitted_rule", self.rule)
+        if self.rule != fitted:
+            raise ValueError(
+                f"rule changed from {fitted!r} to {self.rule!r} since the "
+                "patterns were stored; call fit to store them again."
+            )
+        self._check_settings()
+
     def _check_X(self, X):
         check_is_fitted(self)
+        self._check_rule()
         X = validate_data(
             self, X, dtype=self.memories_.dtype, reset=False, ensure_all_finite=False
         )
@@ -863,6 +873,7 @@ default="random"
         (2, 32)
         """
         check_is_fitted(self)
+        self._check_rule()
         rule, cfg = RULES[self.rule], self._config()
         X0 = None if isinstance(init, str) else self._check_X(init)
         if X0 is not None and X0.shape[0] != n_samples:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from skebm import RBM
+from skebm import RBM, HopfieldMemory
 
 
 def _binary(n_rows=30, n_features=4, seed=0):
@@ -67,3 +67,43 @@ def test_partial_fit_refuses_a_change_of_visible_units(first, then):
     assert rbm.n_iter_ == n_iter
     rbm.fit(X)  # a refit takes the new kind, and partial_fit continues it
     rbm.partial_fit(X)
+
+
+def _bipolar(n_rows=3, n_features=20, seed=0):
+    return np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_rows, n_features))
+
+
+@pytest.mark.parametrize(
+    "fitted, then", [("modern", "hebbian"), ("hebbian", "modern"), ("dense", "storkey")]
+)
+@pytest.mark.parametrize(
+    "method", ["predict", "transform", "energy", "recall", "predict_proba", "sample"]
+)
+def test_prediction_after_a_change_of_rule_names_it(fitted, then, method):
+    # set_params(rule=...) after fit made every prediction fail on a missing
+    # attribute (weights_) or an object-dtype ufunc error; partial_fit already
+    # said what was wrong
+    X = _bipolar()
+    memory = HopfieldMemory(rule=fitted, random_state=0).fit(X)
+    memory.set_params(rule=then)
+    if method == "predict_proba" and then != "modern":
+        pytest.skip("predict_proba exists for rule='modern' only")
+    call = getattr(memory, method)
+    with pytest.raises(ValueError, match=f"rule changed from '{fitted}' to '{then}'"):
+        call(1) if method == "sample" else call(X)
+    memory.set_params(rule=fitted)
+    assert (memory.predict(X) == np.arange(3)).all()
+
+
+@pytest.mark.parametrize("method", ["predict", "transform", "energy", "sample"])
+def test_dense_degree_raised_after_fit_is_rejected_as_in_fit(method):
+    # fit rejects a degree whose interactions overflow; set after fit, the same
+    # degree gave silent garbage (every probe "spurious", energies of -0.0)
+    X = _bipolar()
+    with pytest.raises(ValueError, match="degree=10000 overflows"):
+        HopfieldMemory(rule="dense", degree=10000).fit(X)
+    memory = HopfieldMemory(rule="dense", random_state=0).fit(X)
+    memory.set_params(degree=10000)
+    call = getattr(memory, method)
+    with pytest.raises(ValueError, match="degree=10000 overflows"):
+        call(1) if method == "sample" else call(X)

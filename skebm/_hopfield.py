@@ -371,6 +371,11 @@ default="modern"
         first = reset or not hasattr(self, "memories_")
         if not first:
             self._check_rule()
+            if self.encoding not in ("auto", self.encoding_):
+                raise ValueError(
+                    f"encoding={self.encoding!r} but the stored patterns are in "
+                    f"{self.encoding_!r} (encoding_); call fit to store them again."
+                )
         # the new memory is built on a shallow copy and published in one assignment,
         # so a concurrent reader sees the old memory or the new one, never a mix (an
         # error before that point changes nothing)

@@ -107,3 +107,22 @@ def test_dense_degree_raised_after_fit_is_rejected_as_in_fit(method):
     call = getattr(memory, method)
     with pytest.raises(ValueError, match="degree=10000 overflows"):
         call(1) if method == "sample" else call(X)
+
+
+@pytest.mark.parametrize("first, then", [("real", "binary"), ("binary", "real")])
+def test_partial_fit_refuses_an_encoding_other_than_the_stored_one(first, then):
+    # partial_fit ignored an encoding set after fit: real patterns added to a
+    # binary memory were thresholded, with a warning advising to set `encoding`
+    rng = np.random.default_rng(0)
+    data = {
+        "real": rng.normal(size=(3, 10)),
+        "binary": (rng.random((3, 10)) > 0.5).astype(float),
+    }
+    memory = HopfieldMemory(encoding=first, random_state=0).fit(data[first])
+    memories = memory.memories_.copy()
+    memory.set_params(encoding=then)
+    with pytest.raises(ValueError, match=f"encoding='{then}'.*'{first}'"):
+        memory.partial_fit(data[then])
+    assert np.array_equal(memory.memories_, memories)
+    memory.set_params(encoding="auto").partial_fit(data[first][:1])
+    assert memory.memories_.shape == (4, 10)

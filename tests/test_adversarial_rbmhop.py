@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from scipy.special import logsumexp
 
 from skebm import RBM, HopfieldMemory
@@ -126,3 +127,35 @@ def test_partial_fit_refuses_an_encoding_other_than_the_stored_one(first, then):
     assert np.array_equal(memory.memories_, memories)
     memory.set_params(encoding="auto").partial_fit(data[first][:1])
     assert memory.memories_.shape == (4, 10)
+
+
+def test_sparse_duplicate_entries_are_clipped_as_their_sum():
+    # a CSR matrix may hold an entry twice (it stands for the sum); clipping each
+    # stored value into [0, 1] let the sum 2 through to the Bernoulli units, with
+    # no warning, so sparse and dense copies of X got different answers
+    X = _binary(20, 5)
+    X[:, 0] = 1.0
+    data, indices, indptr = [], [], [0]
+    for row in X:
+        for j in np.flatnonzero(row):
+            # column 0 stored twice, 0.6 + 0.6
+            data += [0.6, 0.6] if j == 0 else [1.0]
+            indices += [j, j] if j == 0 else [j]
+        indptr.append(len(data))
+    S = sp.csr_matrix((data, indices, indptr), shape=X.shape)
+    assert S.nnz > np.count_nonzero(X)
+    dense = S.toarray()  # 1.2 in column 0
+    rbm = RBM(n_components=3, n_iter=3, random_state=0)
+    with pytest.warns(UserWarning, match="outside"):
+        rbm.fit(dense)
+    ref = {
+        "transform": rbm.transform(np.clip(dense, 0, 1)),
+        "score_samples": rbm.score_samples(np.clip(dense, 0, 1)),
+    }
+    for method, expected in ref.items():
+        with pytest.warns(UserWarning, match="outside"):
+            got = getattr(rbm, method)(S)
+        assert np.allclose(got, expected), method
+    with pytest.warns(UserWarning, match="outside"):
+        sparse_fit = RBM(n_components=3, n_iter=3, random_state=0).fit(S)
+    assert np.allclose(sparse_fit.components_, rbm.components_)

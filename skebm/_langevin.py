@@ -572,6 +572,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
                 self.temperature_ = be.langevin.fit_temperature(logits, target)
 
     def _loss_fn(self, be, device, generator, net, ctx):
+        if self.module is not None:
+            be.langevin.check_logits_shape(net, self.n_features_in_, len(self.classes_))
         return be.langevin.make_train_loss(
             net,
             ctx["buffer"],

@@ -1,0 +1,69 @@
+"""Adversarial checks of LangevinEBMClassifier and VAETransformer off the tested
+paths: user networks, labels of other types, partial_fit's ``classes``."""
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skebm import LangevinEBMClassifier, VAETransformer
+from tests.conftest import HAS_TORCH, requires_torch
+
+if HAS_TORCH:
+    import torch
+
+pytestmark = [
+    requires_torch,
+    pytest.mark.filterwarnings("ignore", category=ConvergenceWarning),
+]
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(30, 3))
+y = np.arange(30) % 3
+
+
+def _langevin(**params):
+    return LangevinEBMClassifier(
+        hidden_layer_sizes=(8,),
+        max_iter=1,
+        sgld_steps=1,
+        buffer_size=20,
+        device="cpu",
+        random_state=0,
+    ).set_params(**params)
+
+
+def _vae(**params):
+    return VAETransformer(
+        n_components=2, hidden_layer_sizes=(8,), max_iter=1, random_state=0
+    ).set_params(**params)
+
+
+@pytest.mark.parametrize("n_out", [1, 2, 4])
+def test_user_module_with_the_wrong_number_of_logits_is_an_error(n_out):
+    # three classes: a network with another number of outputs must be refused,
+    # not trained (4 outputs trained silently, 1 or 2 raised an IndexError)
+    clf = _langevin(
+        module=lambda n_features, n_classes: torch.nn.Linear(n_features, n_out)
+    )
+    with pytest.raises(ValueError, match=r"module.*\(2, 3\)"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "n_iter_")
+
+
+def test_user_module_with_the_wrong_input_width_says_so():
+    clf = _langevin(module=lambda n_features, n_classes: torch.nn.Linear(5, n_classes))
+    with pytest.raises(ValueError, match=r"module.*\(2, 3\)"):
+        clf.fit(X, y)
+
+
+def test_user_module_with_batch_norm_trains():
+    def factory(n_features, n_classes):
+        return torch.nn.Sequential(
+            torch.nn.Linear(n_features, 8),
+            torch.nn.BatchNorm1d(8),
+            torch.nn.SiLU(),
+            torch.nn.Linear(8, n_classes),
+        )
+
+    clf = _langevin(module=factory, max_iter=2).fit(X, y)
+    assert clf.predict_proba(X).shape == (30, 3)

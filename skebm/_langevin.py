@@ -24,6 +24,7 @@ from skebm.utils._array_api import (
     to_numpy,
 )
 from skebm.utils._docstring import substitute_docstring
+from skebm.utils._validation import check_same_classes
 
 #: an energy beyond this magnitude means training has exploded
 _MAX_ENERGY = 1e4
@@ -421,7 +422,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class labels.
         classes : array-like of shape (n_classes,), default=None
-            All the classes; required on the first call, ignored afterwards.
+            All the classes; required on the first call. A later call may pass
+            the same classes again; other classes are a ValueError.
 
         Returns
         -------
@@ -447,6 +449,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         dtype = float_dtypes(X, (np.float64, np.float32) if reset else (self._dtype,))
         X, y = validate_data(self, X, to_numpy(y), dtype=dtype, reset=reset)
         check_classification_targets(y)
+        if not reset and classes is not None:
+            check_same_classes(classes, self.classes_)
         if reset:
             labels = np.unique(y) if classes is None else np.unique(classes)
             if labels.shape[0] < 2:

@@ -28,7 +28,11 @@ from skebm.utils._array_api import (
 )
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._random import row_normal_draws
-from skebm.utils._validation import check_finite_output, clip_unit_interval
+from skebm.utils._validation import (
+    check_finite_output,
+    check_same_classes,
+    clip_unit_interval,
+)
 
 #: score_samples evaluates about this many decoder outputs (row x importance sample x
 #: feature, float64) per decoder call: 2**22 values, 32 MiB, whatever the width of X
@@ -363,7 +367,8 @@ class VAETransformer(
             Class labels; required when ``conditional=True``, ignored otherwise.
         classes : array-like of shape (n_classes,), default=None
             All the labels of a conditional model, given on the first call; None
-            uses the labels present in that call's y.
+            uses the labels present in that call's y. A later call may pass the
+            same labels again; other labels are a ValueError.
 
         Returns
         -------
@@ -408,6 +413,8 @@ class VAETransformer(
                 f"{y.shape} for {X.shape[0]} rows."
             )
         check_classification_targets(y)
+        if not reset and classes is not None:
+            check_same_classes(classes, self.classes_)
         if reset:
             self.classes_ = np.unique(y if classes is None else classes)
             counts = np.array([np.sum(y == c) for c in self.classes_], dtype=float)

@@ -67,3 +67,15 @@ def test_user_module_with_batch_norm_trains():
 
     clf = _langevin(module=factory, max_iter=2).fit(X, y)
     assert clf.predict_proba(X).shape == (30, 3)
+
+
+@pytest.mark.parametrize("make", [_langevin, _vae])
+def test_partial_fit_refuses_other_classes_later(make):
+    # as MLPClassifier: classes= on a later call must be the first call's
+    est = make(conditional=True) if make is _vae else make()
+    est.partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="not the same as on last call"):
+        est.partial_fit(X, y, classes=[0, 1, 2, 3])
+    assert est.n_iter_ == 1
+    est.partial_fit(X, y, classes=[2, 1, 0])  # the same classes: fine
+    assert est.n_iter_ == 2

@@ -79,3 +79,20 @@ def test_partial_fit_refuses_other_classes_later(make):
     assert est.n_iter_ == 1
     est.partial_fit(X, y, classes=[2, 1, 0])  # the same classes: fine
     assert est.n_iter_ == 2
+
+
+@pytest.mark.parametrize(
+    "labels, label",
+    [
+        (y + 1.0, 2.0),
+        (y + 1.0, np.float64(2.0)),
+        (y > 0, np.True_),
+        (y > 0, True),
+    ],
+)
+def test_sample_takes_one_label_of_the_classes_type(labels, label):
+    clf = _langevin().fit(X, labels)
+    out = clf.sample(2, y=label, n_steps=1, random_state=0)
+    assert out.shape == (2, 3)
+    with pytest.raises(ValueError, match="Unknown label"):
+        clf.sample(2, y=0.5 if labels.dtype.kind == "f" else 7, n_steps=1)

@@ -250,7 +250,16 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         """The module of ``net_state`` in evaluation mode, as a fit leaves it (SGLD
         restores the mode it found, so a training mode would outlive a sample)."""
         net = be.nn.build(self._module_factory(be), 0, device, self._dtype)
-        return be.nn.load_module_state(net, net_state).eval()
+        try:
+            be.nn.load_module_state(net, net_state)
+        except RuntimeError as exc:  # a parameter of the network's shape changed
+            raise ValueError(
+                f"The fitted network of {type(self).__name__} does not fit the network "
+                "that its current parameters build: a parameter that shapes it "
+                "(such as hidden_layer_sizes) changed after fit. Set it back, or fit "
+                "anew (warm_start=False) to train a network of the new shape."
+            ) from exc
+        return net.eval()
 
     def _module(self, be, device):
         """The module of the fitted state on ``device``: built once, under a lock,

@@ -96,3 +96,25 @@ def test_sample_takes_one_label_of_the_classes_type(labels, label):
     assert out.shape == (2, 3)
     with pytest.raises(ValueError, match="Unknown label"):
         clf.sample(2, y=0.5 if labels.dtype.kind == "f" else 7, n_steps=1)
+
+
+@pytest.mark.parametrize(
+    "make, change",
+    [
+        (_langevin, {"hidden_layer_sizes": (5,)}),
+        (_vae, {"n_components": 3}),
+        (_vae, {"hidden_layer_sizes": (4, 4)}),
+    ],
+)
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_training_on_after_a_shape_change_says_what_changed(make, change, method):
+    # was a RuntimeError of torch's load_state_dict (size mismatch)
+    est = make(warm_start=True)
+    est.fit(X, y)
+    before = est.transform(X) if make is _vae else est.predict_proba(X)
+    est.set_params(**change)
+    with pytest.raises(ValueError, match="changed after fit"):
+        getattr(est, method)(X, y)
+    assert est.n_iter_ == 1
+    est.set_params(warm_start=False).fit(X, y)  # fitting anew works
+    assert est.n_iter_ == 1 and before.shape[0] == 30

@@ -315,6 +315,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         "module": [callable, None],
     }
 
+    _network_params = ("hidden_layer_sizes", "activation", "module")
+
     _divergence_advice = (
         "Lower `learning_rate_init` or `sgld_step_size`, raise `energy_l2`, or lower "
         "`energy_weight`."

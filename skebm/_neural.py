@@ -130,9 +130,9 @@ class _NeuralTrainer(Trainer):
         est, book = self.est, self.book
         if "validation_scores_" in book:
             # the validation score of this module, not of the fitted one
-            keep(est, ("training", self.device), self.net)
             previous, est._state_id = getattr(est, "_state_id", None), "training"
             try:
+                keep(est, est._module_key(self.device), self.net)
                 score = est._validation_score(self.X_val, self.y_val)
             finally:
                 est._state_id = previous
@@ -177,7 +177,7 @@ class _NeuralTrainer(Trainer):
         )
         fitted.update(est._commit_context(be, self.ctx))
         vars(est).update(fitted)
-        keep(est, (est._state_id, self.device), self.net)
+        keep(est, est._module_key(self.device), self.net)
 
 
 class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
@@ -229,6 +229,9 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         "device": [str],
     }
 
+    #: the parameters that ``_module_factory`` builds the network from
+    _network_params = ("hidden_layer_sizes", "activation")
+
     #: under array API dispatch, tensors reach the methods as they are (the
     #: numerics run on their device), other arrays as NumPy
     _takes_tensors = True
@@ -261,12 +264,19 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
             ) from exc
         return net.eval()
 
+    def _module_key(self, device):
+        """What the built module is kept under: the fitted state, the device and
+        the parameters that shape the network, so that after a ``set_params`` of
+        one of them the module is built anew, as a loaded model would build it."""
+        shaping = [getattr(self, name) for name in self._network_params]
+        return self._state_id, device, repr(shaping)
+
     def _module(self, be, device):
         """The module of the fitted state on ``device``: built once, under a lock,
         and kept outside ``__dict__`` (never pickled, never copied)."""
         return lazy(
             origin(self),
-            (self._state_id, device),
+            self._module_key(device),
             lambda: self._build_module(be, device, self._net_state),
         )
 

@@ -271,6 +271,13 @@ class VAETransformer(
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
     }
 
+    _network_params = (
+        "n_components",
+        "hidden_layer_sizes",
+        "activation",
+        "conditional",
+    )
+
     _divergence_advice = (
         "Lower `learning_rate_init`, add `alpha`, or scale the data (MinMaxScaler "
         "for likelihood='bernoulli', StandardScaler for 'gaussian')."

@@ -1,6 +1,8 @@
 """Adversarial checks of LangevinEBMClassifier and VAETransformer off the tested
 paths: user networks, labels of other types, partial_fit's ``classes``."""
 
+import pickle
+
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
@@ -118,3 +120,28 @@ def test_training_on_after_a_shape_change_says_what_changed(make, change, method
     assert est.n_iter_ == 1
     est.set_params(warm_start=False).fit(X, y)  # fitting anew works
     assert est.n_iter_ == 1 and before.shape[0] == 30
+
+
+def test_set_params_after_fit_acts_alike_before_and_after_pickling():
+    # the module built at fit was kept and answered for the old activation, a
+    # loaded copy built the new one: two answers from one model
+    clf = _langevin().fit(X, y)
+    clf.set_params(activation="relu")
+    proba = clf.predict_proba(X)
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(proba, loaded.predict_proba(X))
+    clf.set_params(hidden_layer_sizes=(5,))
+    for model in (clf, pickle.loads(pickle.dumps(clf))):
+        with pytest.raises(ValueError, match="changed after fit"):
+            model.predict(X)
+
+
+def test_vae_conditional_switched_off_after_fit_is_a_clear_error():
+    # was a TypeError ('NoneType' object is not subscriptable) from sample
+    vae = _vae(conditional=True).fit(X, y)
+    vae.set_params(conditional=False)
+    for method in ("transform", "sample"):
+        with pytest.raises(ValueError, match="changed after fit"):
+            getattr(vae, method)(X) if method == "transform" else vae.sample(2)
+    vae.set_params(conditional=True)
+    assert vae.sample(2, y=1).shape == (2, 3)

@@ -15,7 +15,7 @@ from sklearn.base import (
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from skebm._engine import transaction, user_stacklevel
 from skebm._neural import NeuralFitMixin
@@ -414,7 +414,9 @@ class VAETransformer(
                 "y to fit, or set conditional=False."
             )
         y = check_array(to_numpy(y), ensure_2d=False, dtype=None, input_name="y")
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        # a column vector is taken with a DataConversionWarning, as by classifiers
+        y = column_or_1d(y, warn=True)
+        if y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"y should be a 1d array with one label per row of X, got shape "
                 f"{y.shape} for {X.shape[0]} rows."

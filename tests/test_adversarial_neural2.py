@@ -5,7 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 
 from skebm import LangevinEBMClassifier, VAETransformer
 from tests.conftest import HAS_TORCH, requires_torch
@@ -145,3 +145,13 @@ def test_vae_conditional_switched_off_after_fit_is_a_clear_error():
             getattr(vae, method)(X) if method == "transform" else vae.sample(2)
     vae.set_params(conditional=True)
     assert vae.sample(2, y=1).shape == (2, 3)
+
+
+def test_conditional_vae_takes_a_column_vector_y_as_classifiers_do():
+    # was refused ("y should be a 1d array with one label per row"), while
+    # LangevinEBMClassifier and MLPClassifier take it with a DataConversionWarning
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        vae = _vae(conditional=True).fit(X, y[:, None])
+    np.testing.assert_array_equal(vae.classes_, [0, 1, 2])
+    with pytest.raises(ValueError, match=r"1d array, got an array of shape \(30, 2\)"):
+        _vae(conditional=True).fit(X, np.c_[y, y])

@@ -453,6 +453,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         check_classification_targets(y)
         if not reset and classes is not None:
             check_same_classes(classes, self.classes_)
+        if reset and self.module is None:
+            self._check_hidden_layer_sizes()
         if reset:
             labels = np.unique(y) if classes is None else np.unique(classes)
             if labels.shape[0] < 2:

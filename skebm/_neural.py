@@ -401,6 +401,20 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
     def _needs_validation(self):
         return self.early_stopping
 
+    def _check_hidden_layer_sizes(self):
+        """A ValueError, as MLPClassifier's, unless ``hidden_layer_sizes`` is a
+        sequence (or one) of positive integers."""
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size and (
+            sizes.ndim != 1
+            or not np.issubdtype(sizes.dtype, np.integer)
+            or sizes.min() < 1
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+
     def _split(self, X, y):
         """(X_train, X_val, y_train, y_val), stratified by the labels y (if any)
         when every class is large enough."""

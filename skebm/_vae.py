@@ -430,18 +430,6 @@ class VAETransformer(
             self.class_prior_ = counts / counts.sum()
         return self._scaled(X), self._class_codes(y)
 
-    def _check_hidden_layer_sizes(self):
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if sizes.size and (
-            sizes.ndim != 1
-            or not np.issubdtype(sizes.dtype, np.integer)
-            or sizes.min() < 1
-        ):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-
     def _resolve_likelihood(self, X):
         if self.likelihood != "auto":
             return self.likelihood

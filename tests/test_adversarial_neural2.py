@@ -155,3 +155,13 @@ def test_conditional_vae_takes_a_column_vector_y_as_classifiers_do():
     np.testing.assert_array_equal(vae.classes_, [0, 1, 2])
     with pytest.raises(ValueError, match=r"1d array, got an array of shape \(30, 2\)"):
         _vae(conditional=True).fit(X, np.c_[y, y])
+
+
+@pytest.mark.parametrize("sizes", [(0,), (8, 0), (-1,), (2.5,), (True,), ((4,),)])
+def test_jem_refuses_hidden_layer_sizes_that_are_not_positive_integers(sizes):
+    # (0,) trained a constant classifier silently; the others failed in torch
+    # with a RuntimeError or TypeError. MLPClassifier and VAETransformer refuse.
+    clf = _langevin(hidden_layer_sizes=sizes)
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be a sequence"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "classes_")

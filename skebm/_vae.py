@@ -405,6 +405,8 @@ class VAETransformer(
             self.likelihood_ = self._resolve_likelihood(X)
             self._fit_data_scale(X)
         self._check_unit_interval(X, "fit")
+        if not reset:
+            self._check_fitted()
         if not self.conditional:
             return self._scaled(X), None
         if y is None:
@@ -527,8 +529,19 @@ class VAETransformer(
 
     # -- inference -------------------------------------------------------------------
 
-    def _check_X(self, X):
+    def _check_fitted(self):
+        """check_is_fitted, and a ValueError when ``conditional`` was switched on
+        after a fit without labels."""
         check_is_fitted(self)
+        if self.conditional and not hasattr(self, "classes_"):
+            raise ValueError(
+                f"{type(self).__name__} was fitted with conditional=False, without "
+                "labels, but conditional is now True (changed after fit). Set "
+                "conditional=False, or fit anew with y."
+            )
+
+    def _check_X(self, X):
+        self._check_fitted()
         return _dense(
             validate_data(
                 self, X, accept_sparse="csr", dtype=float_dtypes(X), reset=False
@@ -650,7 +663,7 @@ class VAETransformer(
         >>> vae.inverse_transform(np.zeros((3, 2))).shape
         (3, 5)
         """
-        check_is_fitted(self)
+        self._check_fitted()
         Z = check_array(X, dtype=float_dtypes(X))
         if Z.shape[1] != self.n_components:
             raise ValueError(
@@ -790,7 +803,7 @@ class VAETransformer(
         >>> vae.sample(3, random_state=0).shape
         (3, 5)
         """
-        check_is_fitted(self)
+        self._check_fitted()
         rs = check_random_state(
             self.random_state_ if random_state is None else random_state
         )

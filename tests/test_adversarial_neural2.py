@@ -165,3 +165,21 @@ def test_jem_refuses_hidden_layer_sizes_that_are_not_positive_integers(sizes):
     with pytest.raises(ValueError, match="hidden_layer_sizes must be a sequence"):
         clf.fit(X, y)
     assert not hasattr(clf, "classes_")
+
+
+def test_vae_conditional_switched_on_after_fit_is_a_clear_error():
+    # was an AttributeError on classes_ or class_prior_
+    vae = _vae().fit(X)
+    vae.set_params(conditional=True)
+    calls = {
+        "transform": lambda: vae.transform(X),
+        "score_samples": lambda: vae.score_samples(X),
+        "inverse_transform": lambda: vae.inverse_transform(np.zeros((2, 2))),
+        "sample": lambda: vae.sample(2),
+        "partial_fit": lambda: vae.partial_fit(X, y),
+    }
+    for call in calls.values():
+        with pytest.raises(ValueError, match="changed after fit"):
+            call()
+    vae.set_params(conditional=False)
+    assert vae.transform(X).shape == (30, 2)

@@ -58,6 +58,21 @@ def test_user_module_with_the_wrong_input_width_says_so():
         clf.fit(X, y)
 
 
+class _LogitsAndFeatures(torch.nn.Module if HAS_TORCH else object):
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.linear = torch.nn.Linear(n_features, n_classes)
+
+    def forward(self, x):
+        return self.linear(x), x
+
+
+def test_user_module_that_returns_a_tuple_is_named():
+    # was an AttributeError or a cross-entropy TypeError on a tuple
+    with pytest.raises(ValueError, match=r"module.*\(2, 3\).*tuple"):
+        _langevin(module=_LogitsAndFeatures).fit(X, y)
+
+
 def test_user_module_with_batch_norm_trains():
     def factory(n_features, n_classes):
         return torch.nn.Sequential(

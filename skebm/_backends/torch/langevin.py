@@ -73,7 +73,9 @@ def check_logits_shape(net: nn.Module, n_features: int, n_classes: int) -> None:
     net.eval()
     try:
         with torch.no_grad():
-            shape = tuple(net(x).shape)
+            out = net(x)
+        # a tuple (logits, features), say, is named by its type
+        shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
     except RuntimeError as exc:
         shape = f"an error ({exc})"
     finally:

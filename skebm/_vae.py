@@ -408,6 +408,9 @@ class VAETransformer(
         if not reset:
             self._check_fitted()
         if not self.conditional:
+            if reset:  # the labels of an earlier conditional fit are no more
+                vars(self).pop("classes_", None)
+                vars(self).pop("class_prior_", None)
             return self._scaled(X), None
         if y is None:
             raise ValueError(

@@ -198,3 +198,13 @@ def test_vae_conditional_switched_on_after_fit_is_a_clear_error():
             call()
     vae.set_params(conditional=False)
     assert vae.transform(X).shape == (30, 2)
+
+
+def test_vae_unconditional_refit_drops_the_labels_of_a_conditional_fit():
+    # classes_ and class_prior_ outlived the refit ("absent otherwise")
+    vae = _vae(conditional=True).fit(X, y)
+    vae.set_params(conditional=False).fit(X)
+    assert not hasattr(vae, "classes_") and not hasattr(vae, "class_prior_")
+    vae.set_params(conditional=True)
+    with pytest.raises(ValueError, match="changed after fit"):
+        vae.sample(2)

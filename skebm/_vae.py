@@ -407,6 +407,13 @@ class VAETransformer(
         self._check_unit_interval(X, "fit")
         if not reset:
             self._check_fitted()
+            if self.likelihood not in ("auto", self.likelihood_):
+                raise ValueError(
+                    f"likelihood={self.likelihood!r} changed after fit: the network "
+                    f"was fitted with likelihood_={self.likelihood_!r}, which "
+                    "warm_start and partial_fit continue. Set it back, or fit anew "
+                    "(warm_start=False)."
+                )
         if not self.conditional:
             if reset:  # the labels of an earlier conditional fit are no more
                 vars(self).pop("classes_", None)

@@ -208,3 +208,17 @@ def test_vae_unconditional_refit_drops_the_labels_of_a_conditional_fit():
     vae.set_params(conditional=True)
     with pytest.raises(ValueError, match="changed after fit"):
         vae.sample(2)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_vae_training_on_with_another_likelihood_is_an_error(method):
+    # the new likelihood was ignored: training went on with likelihood_
+    vae = _vae(warm_start=True).fit(X)  # "auto" -> gaussian
+    assert vae.likelihood_ == "gaussian"
+    vae.set_params(likelihood="bernoulli")
+    with pytest.raises(ValueError, match="changed after fit"):
+        getattr(vae, method)(np.abs(X) / 4)
+    assert vae.n_iter_ == 1
+    vae.set_params(likelihood="gaussian")
+    getattr(vae, method)(X)
+    assert vae.n_iter_ == 2

@@ -1,5 +1,6 @@
 """Adversarial checks of LangevinEBMClassifier and VAETransformer off the tested
-paths: user networks, labels of other types, partial_fit's ``classes``."""
+paths: user networks, labels of other types, partial_fit's ``classes``, and
+parameters that shape the network changed after fit."""
 
 import pickle
 

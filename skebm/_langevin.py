@@ -24,6 +24,7 @@ from skebm.utils._array_api import (
     to_numpy,
 )
 from skebm.utils._docstring import substitute_docstring
+from skebm.utils._validation import check_same_classes
 
 #: an energy beyond this magnitude means training has exploded
 _MAX_ENERGY = 1e4
@@ -314,6 +315,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         "module": [callable, None],
     }
 
+    _network_params = ("hidden_layer_sizes", "activation", "module")
+
     _divergence_advice = (
         "Lower `learning_rate_init` or `sgld_step_size`, raise `energy_l2`, or lower "
         "`energy_weight`."
@@ -421,7 +424,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class labels.
         classes : array-like of shape (n_classes,), default=None
-            All the classes; required on the first call, ignored afterwards.
+            All the classes; required on the first call. A later call may pass
+            the same classes again; other classes are a ValueError.
 
         Returns
         -------
@@ -447,6 +451,10 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
         dtype = float_dtypes(X, (np.float64, np.float32) if reset else (self._dtype,))
         X, y = validate_data(self, X, to_numpy(y), dtype=dtype, reset=reset)
         check_classification_targets(y)
+        if not reset and classes is not None:
+            check_same_classes(classes, self.classes_)
+        if reset and self.module is None:
+            self._check_hidden_layer_sizes()
         if reset:
             labels = np.unique(y) if classes is None else np.unique(classes)
             if labels.shape[0] < 2:
@@ -572,6 +580,8 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
                 self.temperature_ = be.langevin.fit_temperature(logits, target)
 
     def _loss_fn(self, be, device, generator, net, ctx):
+        if self.module is not None:
+            be.langevin.check_logits_shape(net, self.n_features_in_, len(self.classes_))
         return be.langevin.make_train_loss(
             net,
             ctx["buffer"],
@@ -790,7 +800,7 @@ class LangevinEBMClassifier(ClassifierMixin, NeuralFitMixin, BaseEstimator):
     @validate_params(
         {
             "n_samples": [Interval(Integral, 1, None, closed="left")],
-            "y": ["array-like", None, Integral, str],
+            "y": "no_validation",  # a label of any type, checked against classes_
             "n_steps": [Interval(Integral, 0, None, closed="left"), None],
             "random_state": ["random_state"],
         },

@@ -130,9 +130,9 @@ class _NeuralTrainer(Trainer):
         est, book = self.est, self.book
         if "validation_scores_" in book:
             # the validation score of this module, not of the fitted one
-            keep(est, ("training", self.device), self.net)
             previous, est._state_id = getattr(est, "_state_id", None), "training"
             try:
+                keep(est, est._module_key(self.device), self.net)
                 score = est._validation_score(self.X_val, self.y_val)
             finally:
                 est._state_id = previous
@@ -177,7 +177,7 @@ class _NeuralTrainer(Trainer):
         )
         fitted.update(est._commit_context(be, self.ctx))
         vars(est).update(fitted)
-        keep(est, (est._state_id, self.device), self.net)
+        keep(est, est._module_key(self.device), self.net)
 
 
 class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
@@ -229,6 +229,9 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         "device": [str],
     }
 
+    #: the parameters that ``_module_factory`` builds the network from
+    _network_params = ("hidden_layer_sizes", "activation")
+
     #: under array API dispatch, tensors reach the methods as they are (the
     #: numerics run on their device), other arrays as NumPy
     _takes_tensors = True
@@ -250,14 +253,30 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
         """The module of ``net_state`` in evaluation mode, as a fit leaves it (SGLD
         restores the mode it found, so a training mode would outlive a sample)."""
         net = be.nn.build(self._module_factory(be), 0, device, self._dtype)
-        return be.nn.load_module_state(net, net_state).eval()
+        try:
+            be.nn.load_module_state(net, net_state)
+        except RuntimeError as exc:  # a parameter of the network's shape changed
+            raise ValueError(
+                f"The fitted network of {type(self).__name__} does not fit the network "
+                "that its current parameters build: a parameter that shapes it "
+                "(such as hidden_layer_sizes) changed after fit. Set it back, or fit "
+                "anew (warm_start=False) to train a network of the new shape."
+            ) from exc
+        return net.eval()
+
+    def _module_key(self, device):
+        """What the built module is kept under: the fitted state, the device and
+        the parameters that shape the network, so that after a ``set_params`` of
+        one of them the module is built anew, as a loaded model would build it."""
+        shaping = [getattr(self, name) for name in self._network_params]
+        return self._state_id, device, repr(shaping)
 
     def _module(self, be, device):
         """The module of the fitted state on ``device``: built once, under a lock,
         and kept outside ``__dict__`` (never pickled, never copied)."""
         return lazy(
             origin(self),
-            (self._state_id, device),
+            self._module_key(device),
             lambda: self._build_module(be, device, self._net_state),
         )
 
@@ -381,6 +400,20 @@ class NeuralFitMixin(CallbackSupport, VersionedStateMixin):
 
     def _needs_validation(self):
         return self.early_stopping
+
+    def _check_hidden_layer_sizes(self):
+        """A ValueError, as MLPClassifier's, unless ``hidden_layer_sizes`` is a
+        sequence (or one) of positive integers."""
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size and (
+            sizes.ndim != 1
+            or not np.issubdtype(sizes.dtype, np.integer)
+            or sizes.min() < 1
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
 
     def _split(self, X, y):
         """(X_train, X_val, y_train, y_val), stratified by the labels y (if any)

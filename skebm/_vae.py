@@ -15,7 +15,7 @@ from sklearn.base import (
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from skebm._engine import transaction, user_stacklevel
 from skebm._neural import NeuralFitMixin
@@ -28,7 +28,11 @@ from skebm.utils._array_api import (
 )
 from skebm.utils._docstring import substitute_docstring
 from skebm.utils._random import row_normal_draws
-from skebm.utils._validation import check_finite_output, clip_unit_interval
+from skebm.utils._validation import (
+    check_finite_output,
+    check_same_classes,
+    clip_unit_interval,
+)
 
 #: score_samples evaluates about this many decoder outputs (row x importance sample x
 #: feature, float64) per decoder call: 2**22 values, 32 MiB, whatever the width of X
@@ -267,6 +271,13 @@ class VAETransformer(
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
     }
 
+    _network_params = (
+        "n_components",
+        "hidden_layer_sizes",
+        "activation",
+        "conditional",
+    )
+
     _divergence_advice = (
         "Lower `learning_rate_init`, add `alpha`, or scale the data (MinMaxScaler "
         "for likelihood='bernoulli', StandardScaler for 'gaussian')."
@@ -363,7 +374,8 @@ class VAETransformer(
             Class labels; required when ``conditional=True``, ignored otherwise.
         classes : array-like of shape (n_classes,), default=None
             All the labels of a conditional model, given on the first call; None
-            uses the labels present in that call's y.
+            uses the labels present in that call's y. A later call may pass the
+            same labels again; other labels are a ValueError.
 
         Returns
         -------
@@ -393,7 +405,19 @@ class VAETransformer(
             self.likelihood_ = self._resolve_likelihood(X)
             self._fit_data_scale(X)
         self._check_unit_interval(X, "fit")
+        if not reset:
+            self._check_fitted()
+            if self.likelihood not in ("auto", self.likelihood_):
+                raise ValueError(
+                    f"likelihood={self.likelihood!r} changed after fit: the network "
+                    f"was fitted with likelihood_={self.likelihood_!r}, which "
+                    "warm_start and partial_fit continue. Set it back, or fit anew "
+                    "(warm_start=False)."
+                )
         if not self.conditional:
+            if reset:  # the labels of an earlier conditional fit are no more
+                vars(self).pop("classes_", None)
+                vars(self).pop("class_prior_", None)
             return self._scaled(X), None
         if y is None:
             raise ValueError(
@@ -402,29 +426,21 @@ class VAETransformer(
                 "y to fit, or set conditional=False."
             )
         y = check_array(to_numpy(y), ensure_2d=False, dtype=None, input_name="y")
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        # a column vector is taken with a DataConversionWarning, as by classifiers
+        y = column_or_1d(y, warn=True)
+        if y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"y should be a 1d array with one label per row of X, got shape "
                 f"{y.shape} for {X.shape[0]} rows."
             )
         check_classification_targets(y)
+        if not reset and classes is not None:
+            check_same_classes(classes, self.classes_)
         if reset:
             self.classes_ = np.unique(y if classes is None else classes)
             counts = np.array([np.sum(y == c) for c in self.classes_], dtype=float)
             self.class_prior_ = counts / counts.sum()
         return self._scaled(X), self._class_codes(y)
-
-    def _check_hidden_layer_sizes(self):
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if sizes.size and (
-            sizes.ndim != 1
-            or not np.issubdtype(sizes.dtype, np.integer)
-            or sizes.min() < 1
-        ):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
 
     def _resolve_likelihood(self, X):
         if self.likelihood != "auto":
@@ -523,8 +539,19 @@ class VAETransformer(
 
     # -- inference -------------------------------------------------------------------
 
-    def _check_X(self, X):
+    def _check_fitted(self):
+        """check_is_fitted, and a ValueError when ``conditional`` was switched on
+        after a fit without labels."""
         check_is_fitted(self)
+        if self.conditional and not hasattr(self, "classes_"):
+            raise ValueError(
+                f"{type(self).__name__} was fitted with conditional=False, without "
+                "labels, but conditional is now True (changed after fit). Set "
+                "conditional=False, or fit anew with y."
+            )
+
+    def _check_X(self, X):
+        self._check_fitted()
         return _dense(
             validate_data(
                 self, X, accept_sparse="csr", dtype=float_dtypes(X), reset=False
@@ -646,7 +673,7 @@ class VAETransformer(
         >>> vae.inverse_transform(np.zeros((3, 2))).shape
         (3, 5)
         """
-        check_is_fitted(self)
+        self._check_fitted()
         Z = check_array(X, dtype=float_dtypes(X))
         if Z.shape[1] != self.n_components:
             raise ValueError(
@@ -786,7 +813,7 @@ class VAETransformer(
         >>> vae.sample(3, random_state=0).shape
         (3, 5)
         """
-        check_is_fitted(self)
+        self._check_fitted()
         rs = check_random_state(
             self.random_state_ if random_state is None else random_state
         )

@@ -86,3 +86,14 @@ def check_finite_output(out, estimator, method, X=None):
         f"for {numpy_dtype(out.dtype)} arithmetic. Scale or clip the input to the "
         "training range."
     )
+
+
+def check_same_classes(classes, classes_):
+    """A ValueError, worded as scikit-learn's, when the ``classes`` given to a later
+    ``partial_fit`` are not those of the first call (``classes_``)."""
+    given = np.unique(to_numpy(classes))
+    if given.shape != classes_.shape or not np.all(given == classes_):
+        raise ValueError(
+            f"`classes={classes!r}` is not the same as on last call to partial_fit, "
+            f"was: {classes_!r}"
+        )

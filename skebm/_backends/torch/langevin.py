@@ -63,6 +63,31 @@ def bounded_log_density(
     return torch.logsumexp(logits, dim=1) - penalty
 
 
+def check_logits_shape(net: nn.Module, n_features: int, n_classes: int) -> None:
+    """A ValueError unless ``net`` maps a (2, n_features) batch to (2, n_classes)
+    logits. Runs in evaluation mode without gradients and draws no random numbers."""
+    param = next(net.parameters(), None)
+    dtype, device = (None, None) if param is None else (param.dtype, param.device)
+    x = torch.zeros((2, n_features), dtype=dtype, device=device)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            out = net(x)
+        # a tuple (logits, features), say, is named by its type
+        shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+    except RuntimeError as exc:
+        shape = f"an error ({exc})"
+    finally:
+        net.train(was_training)
+    if shape != (2, n_classes):
+        raise ValueError(
+            f"The network built by `module` must map a batch of shape "
+            f"(2, {n_features}) to logits of shape (2, {n_classes}), one per class; "
+            f"it gave {shape}."
+        )
+
+
 def uniform(shape, dtype, device, generator: torch.Generator) -> torch.Tensor:
     """Uniform noise on [LOW, HIGH] of ``dtype`` (NumPy's or torch's) on ``device``:
     the sampler's initial and re-initial state."""

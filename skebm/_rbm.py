@@ -100,15 +100,6 @@ def _rescaled(X):
     return X, 1.0
 
 
-def _summed_duplicates(X):
-    """X, or for sparse X with duplicate entries (or unsorted indices) a canonical
-    copy: the duplicates, which stand for their sum, are summed before clipping."""
-    if sp.issparse(X) and not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()
-    return X
-
-
 def _check_gaussian_scale(X):
     """Warn when the features of X have standard deviations far from 1.
 
@@ -540,7 +531,7 @@ class RBM(
         dtype = (np.float64, np.float32) if reset else self._dtype
         X = validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
         if self.visible == "bernoulli":
-            X = clip_unit_interval(_summed_duplicates(X), warn=True)
+            X = clip_unit_interval(X, warn=True)
         else:
             _check_gaussian_scale(X)
         return X
@@ -658,7 +649,6 @@ class RBM(
             self, X, accept_sparse="csr", dtype=(np.float64, np.float32), reset=False
         )
         if self.visible == "bernoulli":
-            X = _summed_duplicates(X)
             return clip_unit_interval(X, warn=True, stacklevel=user_stacklevel() + 1)
         _check_gaussian_distance(X, self.intercept_visible_)
         return X

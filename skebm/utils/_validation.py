@@ -24,8 +24,13 @@ def clip_unit_interval(X, *, warn=False, advice=_RBM_ADVICE, stacklevel=4):
     Bernoulli units read their inputs as probabilities of being on; anything outside
     [0, 1] is brought to the nearest probability rather than producing meaningless
     (or overflowing) energies. With ``warn``, a UserWarning gives the range found and
-    ``advice``. X of another namespace (a tensor) is clipped in its namespace.
+    ``advice``. X of another namespace (a tensor) is clipped in its namespace. A
+    sparse X with duplicate entries, which stand for their sum, is clipped as the
+    sums (on a canonical copy).
     """
+    if sp.issparse(X) and not getattr(X, "has_canonical_format", True):
+        X = X.copy()
+        X.sum_duplicates()
     data = X.data if sp.issparse(X) else X
     xp = array_namespace(data)
     if math.prod(data.shape) == 0:

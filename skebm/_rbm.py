@@ -870,9 +870,13 @@ class RBM(
                 f"method must be 'auto', 'exact' or 'ais', got {method!r}."
             )
         if max_states is not None and not (
-            isinstance(max_states, Integral) and max_states >= 1
+            isinstance(max_states, Integral)
+            and not isinstance(max_states, (bool, np.bool_))
+            and max_states >= 1
         ):
             raise ValueError(f"max_states must be an int >= 1, got {max_states!r}.")
+        if not isinstance(return_std, (bool, np.bool_)):
+            raise ValueError(f"return_std must be True or False, got {return_std!r}.")
         # exact log Z sums over the smaller binary layer (the hidden one for
         # Gaussian visible units)
         n_units, layer = self.n_components, "hidden"

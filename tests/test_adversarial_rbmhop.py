@@ -159,3 +159,19 @@ def test_sparse_duplicate_entries_are_clipped_as_their_sum():
     with pytest.warns(UserWarning, match="outside"):
         sparse_fit = RBM(n_components=3, n_iter=3, random_state=0).fit(S)
     assert np.allclose(sparse_fit.components_, rbm.components_)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"return_std": "no"}, "return_std must be True or False"),
+        ({"return_std": 1}, "return_std must be True or False"),
+        ({"max_states": True}, "max_states must be an int"),
+    ],
+)
+def test_log_partition_rejects_non_boolean_flags(kwargs, match):
+    # "no" is truthy: it returned (log Z, std); True was read as max_states=1
+    rbm = RBM(n_components=2, n_iter=1, random_state=0).fit(_binary(10, 3))
+    with pytest.raises(ValueError, match=match):
+        rbm.log_partition(**kwargs)
+    assert isinstance(rbm.log_partition(return_std=np.True_), tuple)

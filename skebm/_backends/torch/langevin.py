@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skebm._backends.torch.core import torch_dtype
+from skebm._backends.torch.nn import inference
 
 #: the internal sampling range: data are mapped to [LOW, HIGH] per feature
 LOW, HIGH = -1.0, 1.0
@@ -70,9 +71,8 @@ def check_logits_shape(net: nn.Module, n_features: int, n_classes: int) -> None:
     dtype, device = (None, None) if param is None else (param.dtype, param.device)
     x = torch.zeros((2, n_features), dtype=dtype, device=device)
     was_training = net.training
-    net.eval()
     try:
-        with torch.no_grad():
+        with inference(net):
             out = net(x)
         # a tuple (logits, features), say, is named by its type
         shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
